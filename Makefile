@@ -1,0 +1,43 @@
+# Passerelle — every set-up step lives here so a fresh clone needs only `make demo` / `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast test-deep check bench lock clean install
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/passerelle demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+test-deep: $(STAMP)
+	PASSERELLE_HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check passerelle tests benchmarks tools
+	$(BIN)/ruff format --check passerelle tests benchmarks tools
+	$(BIN)/mypy passerelle
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+# Re-pin every dependency to what is installed now (run after changing pyproject.toml).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^passerelle' > constraints.txt
+
+clean:
+	rm -rf $(VENV) passerelle-data .pytest_cache .mypy_cache .ruff_cache

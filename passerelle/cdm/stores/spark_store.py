@@ -1,0 +1,199 @@
+"""A CDM store as one Parquet table per CDM table in a warehouse folder, queried by Spark.
+
+Nothing here collects table data to the driver: loads go file → Spark reader → Parquet, counts
+come from Spark, and queries return only their (aggregate) results. Local mode by default;
+`?master=` points at a cluster or a Spark Connect server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from passerelle.cdm import duckcsv
+from passerelle.cdm.csvfiles import CsvFile
+from passerelle.cdm.model import Table
+from passerelle.cdm.schema import TABLES_BY_NAME
+from passerelle.cdm.spark_session import get_spark
+from passerelle.cdm.stores.base import QueryResult, Store, TableLoad
+from passerelle.errors import StoreUnavailable
+
+SPARK_TYPES = {
+    "INTEGER": "int",
+    "BIGINT": "bigint",
+    "DOUBLE": "double",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+    "VARCHAR": "string",
+}
+CORRUPT = "_corrupt_record"
+
+
+class SparkStore(Store):
+    engine = "spark"
+    type_names = SPARK_TYPES
+    # Parquet has neither primary keys nor indexes; Spark prunes by column statistics.
+    supports_indexes = False
+
+    spark: Any = None
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(self.url.path)
+
+    def connect(self) -> None:
+        if self.spark is not None:
+            return
+        master = self.url.param("master", self.settings.spark_master)
+        self.spark = get_spark(master, self.settings)
+        try:
+            self.warehouse.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot use warehouse folder {self.warehouse}: {exc}") from None
+        self._registered: set[str] = set()
+
+    def close(self) -> None:
+        # The session is shared by the process (starting one takes seconds); views are cheap.
+        self.spark = None
+
+    def _path(self, table: str) -> Path:
+        return self.warehouse / table
+
+    def schema_of(self, table: Table) -> Any:
+        from pyspark.sql.types import StructField, StructType, _parse_datatype_string
+
+        return StructType(
+            [
+                StructField(c.name, _parse_datatype_string(SPARK_TYPES[c.type]), not c.required)
+                for c in table.columns
+            ]
+        )
+
+    def existing_tables(self) -> set[str]:
+        if not self.warehouse.is_dir():
+            return set()
+        return {
+            p.name
+            for p in self.warehouse.iterdir()
+            if p.is_dir() and p.name in TABLES_BY_NAME and (p / "_SUCCESS").exists()
+        }
+
+    def create_table(self, table: Table, enforce_keys: bool = False) -> None:
+        self.connect()
+        empty = self.spark.createDataFrame([], self.schema_of(table))
+        empty.write.mode("overwrite").parquet(str(self._path(table.name)))
+        self._registered.discard(table.name)
+
+    def row_count(self, table: str) -> int:
+        self.connect()
+        return int(self.spark.read.parquet(str(self._path(table))).count())
+
+    def load_csv(self, plan: CsvFile, replace: bool) -> TableLoad:
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        self.connect()
+        started = time.perf_counter()
+        result = TableLoad(
+            plan.table.name, plan.path.name, ignored_columns=plan.ignored, cdm_version=plan.cdm_version
+        )
+        positional = [f"c{i}" for i in range(len(plan.header))]
+        raw_schema = StructType(
+            [StructField(n, StringType(), True) for n in positional]
+            + [StructField(CORRUPT, StringType(), True)]
+        )
+        reader = self.spark.read.options(
+            header="true",
+            sep=plan.delimiter,
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=CORRUPT,
+            enforceSchema="true",
+            multiLine="false",
+        )
+        if plan.quote:
+            reader = reader.options(quote=plan.quote, escape=plan.quote)
+        else:
+            reader = reader.option("quote", "\u0000")
+        raw = reader.schema(raw_schema).csv(str(plan.path))
+        spark_date_format = plan.date_format.replace("%Y", "yyyy").replace("%m", "MM").replace("%d", "dd")
+        pos = {h: positional[i] for i, h in enumerate(plan.header)}
+        typed, checks = [], []
+        for c in plan.columns:
+            logical = plan.table.column(c.target).type
+            if c.source is not None:
+                src = F.col(pos[c.source])
+                if logical == "DATE":
+                    value = F.to_date(src, spark_date_format)
+                elif logical == "TIMESTAMP":
+                    value = F.to_timestamp(F.regexp_replace(src, "Z$", ""))
+                else:
+                    value = src.cast(SPARK_TYPES[logical])
+                checks.append(F.sum(F.when(src.isNotNull() & value.isNull(), 1).otherwise(0)))
+            elif c.row_number:
+                value = F.monotonically_increasing_id() + 1
+            elif c.constant is not None:
+                value = F.lit(c.constant)
+            else:
+                value = F.lit(None)
+            typed.append(value.cast(SPARK_TYPES[logical]).alias(c.target))
+        raw = raw.cache()
+        try:
+            checks.append(F.sum(F.when(F.col(CORRUPT).isNotNull(), 1).otherwise(0)))
+            bad = sum(int(v or 0) for v in raw.agg(*checks).first())
+            if bad:
+                total, errors = duckcsv.diagnose(plan)
+                result.error_count = max(bad, total)
+                result.errors = errors or [
+                    duckcsv.RowError(plan.path.name, None, None, f"{bad} malformed row(s)")
+                ]
+                return result
+            frame = raw.select(*typed)
+            for col in plan.table.columns:
+                if col.required:
+                    nulls = frame.filter(F.col(col.name).isNull()).limit(1).count()
+                    if nulls:
+                        result.errors = [
+                            duckcsv.RowError(plan.path.name, None, col.name, "a required value is empty")
+                        ]
+                        result.error_count = 1
+                        return result
+            staging = self.warehouse / f".{plan.table.name}.loading-{uuid.uuid4().hex}"
+            frame.write.mode("error").parquet(str(staging))
+        finally:
+            raw.unpersist()
+        self._swap_in(plan.table.name, staging)
+        result.rows = self.row_count(plan.table.name)
+        result.duplicate_keys = self.duplicate_keys(plan.table)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _swap_in(self, table: str, staging: Path) -> None:
+        target = self._path(table)
+        old = self.warehouse / f".{table}.old-{uuid.uuid4().hex}"
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        self._registered.discard(table)
+        self.spark.catalog.dropTempView(table)
+
+    def register_views(self, tables: Sequence[str] | None = None) -> None:
+        """Expose the warehouse's Parquet tables as temporary views named like the CDM tables."""
+        self.connect()
+        for name in tables or sorted(self.existing_tables()):
+            if name not in self._registered:
+                self.spark.read.parquet(str(self._path(name))).createOrReplaceTempView(name)
+                self._registered.add(name)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        self.register_views()
+        if params:
+            df = self.spark.sql(sql, args=list(params))
+        else:
+            df = self.spark.sql(sql)
+        rows = [tuple(r) for r in df.collect()]
+        return QueryResult(tuple(df.columns), rows)

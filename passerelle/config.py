@@ -1,0 +1,88 @@
+"""Settings, declared once: name, default and description (env PASSERELLE_<NAME>).
+
+A TOML file named by PASSERELLE_CONFIG (or `--config` on the CLI) may set the same names;
+environment variables win over the file. `docs/settings.md` is generated from this class and a
+test fails when a setting is undocumented.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from passerelle.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PASSERELLE_", extra="forbid")
+
+    data_dir: Path = Field(
+        Path("passerelle-data"),
+        description="Folder for the embedded default: the DuckDB CDM store, the app database, keys.",
+    )
+    store: str = Field(
+        "",
+        description="Store URL of this node's CDM (duckdb://, postgresql://, spark://). "
+        "Empty means duckdb:///<data_dir>/cdm.duckdb.",
+    )
+    spark_master: str = Field(
+        "local[2]",
+        description="Spark master when a spark:// store URL gives no ?master= (local mode by default).",
+    )
+    spark_driver_memory: str = Field(
+        "2g", description="spark.driver.memory for Spark sessions started in local mode."
+    )
+    spark_shuffle_partitions: int = Field(
+        4,
+        description="spark.sql.shuffle.partitions; small for local mode, raise it on a cluster.",
+    )
+    duckdb_threads: int = Field(
+        0, description="Threads DuckDB may use (0 = DuckDB's default: every core)."
+    )
+    duckdb_memory_limit: str = Field(
+        "", description="DuckDB memory_limit, e.g. '4GB' (empty = DuckDB's default, 80 % of RAM)."
+    )
+    log_level: str = Field("WARNING", description="Python logging level of the CLI and services.")
+
+    def default_store_url(self) -> str:
+        if self.store:
+            return self.store
+        return f"duckdb:///{(self.data_dir / 'cdm.duckdb').resolve()}"
+
+
+def _file_values(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p}: {exc}") from None
+    section = data.get("passerelle", data)
+    return {k: v for k, v in section.items() if not isinstance(v, dict)}
+
+
+def load_settings(config_file: str | None = None) -> Settings:
+    values = _file_values(config_file or os.environ.get("PASSERELLE_CONFIG"))
+    env_names = {name for name in Settings.model_fields if f"PASSERELLE_{name.upper()}" in os.environ}
+    file_values = {k: v for k, v in values.items() if k not in env_names}
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"setting {where}: {first['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
