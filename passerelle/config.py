@@ -49,6 +49,63 @@ class Settings(BaseSettings):
         "", description="DuckDB memory_limit, e.g. '4GB' (empty = DuckDB's default, 80 % of RAM)."
     )
     log_level: str = Field("WARNING", description="Python logging level of the CLI and services.")
+    # -- single window: app database, accounts, deadlines, mail, catalogue (issue 6) ----------
+    app_db_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the app database (organisations, requests, audit chain). "
+        "Empty means sqlite:///<data_dir>/passerelle.db; use postgresql+psycopg://... in production.",
+    )
+    token_ttl_minutes: int = Field(
+        720, description="Lifetime of a bearer token issued at login, in minutes."
+    )
+    login_max_failures: int = Field(
+        5,
+        description="Failed logins allowed per account within login_window_minutes before lockout.",
+    )
+    login_window_minutes: int = Field(
+        15, description="Window (and lockout length) of the login throttle, in minutes."
+    )
+    review_days: int = Field(
+        60,
+        description="Default review deadline of one producer, in days (a producer may override it).",
+    )
+    near_due_days: int = Field(
+        10, description="A review is shown as near due when this many days or fewer remain."
+    )
+    approve_on_silence: bool = Field(
+        False,
+        description="When true, a review still pending at its deadline is approved on silence "
+        "(off by default; only some bodies have this rule in French and EU law).",
+    )
+    smtp_host: str = Field("", description="SMTP server for reminders (empty = e-mail disabled).")
+    smtp_port: int = Field(25, description="SMTP server port.")
+    smtp_username: str = Field("", description="SMTP login (empty = no authentication).")
+    smtp_password: str = Field("", description="SMTP password; never logged.")
+    smtp_starttls: bool = Field(False, description="Use STARTTLS on the SMTP connection.")
+    mail_from: str = Field(
+        "passerelle@localhost", description="Sender address of reminder e-mails."
+    )
+    oidc_issuer: str = Field(
+        "",
+        description="OpenID Connect issuer URL (e.g. Pro Santé Connect or a Keycloak realm); "
+        "empty disables OIDC login.",
+    )
+    oidc_client_id: str = Field("", description="OpenID Connect client id.")
+    oidc_client_secret: str = Field("", description="OpenID Connect client secret; never logged.")
+    oidc_redirect_url: str = Field(
+        "",
+        description="Callback URL registered at the issuer, ending in /api/v1/auth/oidc/callback.",
+    )
+    oidc_scopes: str = Field("openid email profile", description="Scopes asked of the issuer.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public URL of this hub; the base of catalogue URIs in HealthDCAT-AP exports.",
+    )
+
+    def default_app_db_url(self) -> str:
+        if self.app_db_url:
+            return self.app_db_url
+        return f"sqlite:///{(self.data_dir / 'passerelle.db').resolve()}"
 
     def default_store_url(self) -> str:
         if self.store:

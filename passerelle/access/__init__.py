@@ -1,0 +1,1 @@
+"""The single window: organisations, users, access requests, deadlines and the audit chain."""

@@ -1,0 +1,1 @@
+from appdb import *  # noqa: F403  (shared app-database fixtures)
