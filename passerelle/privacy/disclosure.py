@@ -293,6 +293,8 @@ def protect(
         value = state.value(cell)
         if noise is not None and isinstance(value, int | float):
             sensitivity = policy.dp.max_entries_per_person if cell[2] in entries_columns else 1
+            if tables[cell[0]].analysis in SEQUENCE_ANALYSES:  # a person is in every step
+                sensitivity *= max(1, len(tables[cell[0]].rows))
             state.set(cell, max(0, int(noise(int(value), sensitivity))))
             state.flags[cell].add(rules.NOISY)
         if rules.below_threshold(state.value(cell), policy.min_cell):
