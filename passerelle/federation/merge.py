@@ -4,8 +4,10 @@ Rules (docs/federation.md explains them with examples):
 
 - A count cell is summed over the sites that released it. When some site suppressed it, the
   merged cell has no value, only bounds: at least the sum of the released values, at most that
-  plus (min_cell - 1) for each suppressing site (its own policy's min_cell). A suppressed cell
-  is never reconstructed, neither from a total nor from the other sites.
+  plus (min_cell - 1) for each site that suppressed it as below its threshold (its own policy's
+  min_cell); a complementary ("secondary") suppression may hide any size, so the upper bound is
+  then open (null). A suppressed cell is never reconstructed, neither from a total nor from
+  the other sites.
 - A row a site did not return counts as 0 at that site (engines return no row for an empty
   cell; the privacy layer flags cells rather than dropping rows).
 - Rounded cells add at most rounding/2 each: stated as `rounding_error`.
@@ -28,6 +30,7 @@ from passerelle.query.result import AggregateTable
 SUPPRESSED = "suppressed"
 ROUNDED = "rounded"
 NOISY = "noisy"
+SECONDARY = "secondary"  # complementary suppression (passerelle.privacy.rules)
 
 N_NAMES = ("n", "count", "persons")
 SUM_NAMES = ("sum", "total")
@@ -73,6 +76,20 @@ def _flags(t: AggregateTable, i: int, col: str) -> frozenset[str]:
 
 def _is_suppressed(t: AggregateTable, i: int, col: str, value: Any) -> bool:
     return SUPPRESSED in _flags(t, i, col) or not isinstance(value, (int, float))
+
+
+def _suppressed_bound(flags: frozenset[str], min_cell: int) -> int | None:
+    """The most a suppressed cell can hold: below the site's threshold for a primary
+    suppression; unbounded (None) for a complementary one, which may be any size."""
+    if SECONDARY in flags:
+        return None
+    for f in flags:
+        if f.startswith("below:"):
+            try:
+                return max(int(f.split(":", 1)[1]) - 1, 0)
+            except ValueError:
+                break
+    return max(min_cell - 1, 0)
 
 
 def _key_sort(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -126,7 +143,7 @@ def _merge_counts(parts: list[SiteTable], out: MergedTable, index: dict[str, int
             rounded_err = 0.0
             noise_var = 0.0
             noisy = False
-            upper_extra = 0
+            upper_extra: int | None = 0
             for p, rows in zip(parts, by_site, strict=True):
                 i = rows.get(key)
                 if i is None:
@@ -134,7 +151,10 @@ def _merge_counts(parts: list[SiteTable], out: MergedTable, index: dict[str, int
                 value = p.table.rows[i][j]
                 if _is_suppressed(p.table, i, name, value):
                     suppressed_at.append(p.site)
-                    upper_extra += max(p.min_cell - 1, 0)
+                    bound = _suppressed_bound(_flags(p.table, i, name), p.min_cell)
+                    upper_extra = (
+                        None if bound is None or upper_extra is None else upper_extra + bound
+                    )
                     continue
                 released += value
                 flags = _flags(p.table, i, name)
@@ -148,9 +168,8 @@ def _merge_counts(parts: list[SiteTable], out: MergedTable, index: dict[str, int
             if suppressed_at or rounded_err or noisy:
                 cell: dict[str, Any] = {"row": r, "column": name, "value": row[j]}
                 if suppressed_at:
-                    cell.update(
-                        at_least=total, at_most=total + upper_extra, suppressed_at=suppressed_at
-                    )
+                    at_most = None if upper_extra is None else total + upper_extra
+                    cell.update(at_least=total, at_most=at_most, suppressed_at=suppressed_at)
                 if rounded_err:
                     cell["rounding_error"] = rounded_err
                 if noisy:

@@ -100,3 +100,12 @@ def test_differing_layouts_are_not_merged():
     )
     [m] = merge_tables([site("a", table([(8507, 40)])), site("b", other)])
     assert m.rows == [] and "columns differ at b" in m.notes[0]
+
+
+def test_a_complementary_suppression_leaves_the_upper_bound_open():
+    sec = {(0, "persons"): frozenset({"suppressed", "secondary"})}
+    prim = {(0, "persons"): frozenset({"suppressed", "primary", "below:6"})}
+    [m] = merge_tables([site("a", table([(1, None)], sec)), site("b", table([(1, 40)]))])
+    assert m.cells[0]["at_least"] == 40 and m.cells[0]["at_most"] is None
+    [m] = merge_tables([site("a", table([(1, None)], prim)), site("b", table([(1, 40)]))])
+    assert m.cells[0]["at_most"] == 45

@@ -1,0 +1,192 @@
+"""A node's own records: the approvals its reviewers gave, the nonces it has seen, what it served.
+
+A small SQLite (or any SQLAlchemy URL) database per node, kept by the hospital, not the hub:
+the hub's single window records the workflow, but a node runs a study only when *its own*
+register shows the project approved by its own committee for that purpose and output type.
+A committee decision enters it through `passerelle node approve` (or `revoke`), which a hospital
+can script from its committee's minutes or from its copy of the single window's decisions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+approvals = Table(
+    "node_approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", String(120), nullable=False, index=True),
+    Column("purpose", String(60), nullable=False),
+    Column("output_type", String(60), nullable=False),
+    Column("approved_by", String(200), nullable=False),
+    Column("reference", String(200), nullable=False, default=""),
+    Column("approved_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+nonces = Table(
+    "node_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+served = Table(
+    "node_served",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("project_id", String(120), nullable=False),
+    Column("request_id", String(120), nullable=False),
+    Column("envelope_sha256", String(64), nullable=False),
+    Column("outcome", String(40), nullable=False),  # released | a refusal code
+)
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    if t is not None and t.tzinfo is None:  # SQLite returns naive datetimes
+        return t.replace(tzinfo=dt.UTC)
+    return t
+
+
+@dataclass(frozen=True)
+class Approval:
+    project_id: str
+    purpose: str
+    output_type: str
+    approved_by: str
+    reference: str
+    approved_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    def active(self, now: dt.datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+class NodeRegister:
+    def __init__(self, url_or_path: str | Path) -> None:
+        url = str(url_or_path)
+        if "://" not in url:
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{url}"
+        self.engine = create_engine(url)
+        metadata.create_all(self.engine)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- approvals ----------------------------------------------------------------------------
+    def approve(
+        self,
+        project_id: str,
+        purpose: str,
+        output_type: str,
+        approved_by: str,
+        reference: str = "",
+        expires_at: dt.datetime | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(approvals).values(
+                    project_id=project_id,
+                    purpose=purpose,
+                    output_type=output_type,
+                    approved_by=approved_by,
+                    reference=reference,
+                    approved_at=now or dt.datetime.now(dt.UTC),
+                    expires_at=expires_at,
+                )
+            )
+
+    def revoke(self, project_id: str, now: dt.datetime | None = None) -> int:
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(approvals)
+                .where(approvals.c.project_id == project_id, approvals.c.revoked_at.is_(None))
+                .values(revoked_at=now or dt.datetime.now(dt.UTC))
+            )
+            return res.rowcount
+
+    def approvals_of(self, project_id: str) -> list[Approval]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(approvals).where(approvals.c.project_id == project_id)
+            ).mappings()
+            return [
+                Approval(
+                    r["project_id"],
+                    r["purpose"],
+                    r["output_type"],
+                    r["approved_by"],
+                    r["reference"],
+                    _aware(r["approved_at"]),
+                    _aware(r["expires_at"]),
+                    _aware(r["revoked_at"]),
+                )
+                for r in rows
+            ]
+
+    def all_approvals(self) -> list[Approval]:
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(approvals.c.project_id).distinct()).scalars().all()
+        return [a for pid in sorted(ids) for a in self.approvals_of(pid)]
+
+    # -- nonces -------------------------------------------------------------------------------
+    def use_nonce(self, nonce: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
+        """Record a nonce; False when it was already used (a replay). Expired ones are purged:
+        an envelope past its expiry is refused anyway, so its nonce need not be kept."""
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(delete(nonces).where(nonces.c.expires_at < now))
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(nonces).values(nonce=nonce, expires_at=expires_at))
+            except IntegrityError:
+                return False
+        return True
+
+    # -- what was served ----------------------------------------------------------------------
+    def log(
+        self, kind: str, project_id: str, request_id: str, envelope_sha256: str, outcome: str
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(served).values(
+                    at=dt.datetime.now(dt.UTC),
+                    kind=kind,
+                    project_id=project_id,
+                    request_id=request_id,
+                    envelope_sha256=envelope_sha256,
+                    outcome=outcome,
+                )
+            )
+
+    def served_log(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(served).order_by(served.c.id)).mappings()]
