@@ -973,4 +973,6 @@ def tables_needed(study: Study) -> tuple[str, ...]:
             if d.kind in (DimensionKind.SITE, DimensionKind.VISIT_TYPE):
                 tables.add(VISIT_TABLE)
     return tuple(sorted(tables))
+
+
 # MODEL-READY
