@@ -100,6 +100,8 @@ def parse_store_url(url: str) -> StoreURL:
     path = (parts.netloc + parts.path) if parts.netloc else parts.path
     if not path:
         raise InvalidStoreURL(f"a {scheme} store URL needs a path: {scheme}:///path")
+    if scheme in ("duckdb", "spark") and path.startswith("//"):
+        path = "/" + path.lstrip("/")  # duckdb:////abs/path (a root path after ///) is /abs/path
     if scheme == "duckdb" and path != ":memory:":
         path = str(Path(path))
     return StoreURL(scheme, path=path, params=params)
