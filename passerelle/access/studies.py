@@ -47,7 +47,7 @@ def validate_studies(studies: list[dict[str, Any]]) -> None:
 
 
 def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
+    errors = getattr(exc, "problems", None) or getattr(exc, "errors", None)
     if isinstance(errors, list | tuple) and errors:
         return str(errors[0])
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

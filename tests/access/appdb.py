@@ -133,7 +133,6 @@ def seed(ctx: Context) -> Seed:
                 UserIn(
                     email=f"{role.value}@{key}.example",
                     name=f"{role.value} {key}",
-                    password=PASSWORD,
                     roles=[role],
                 ),
             )

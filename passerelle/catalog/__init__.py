@@ -1,0 +1,1 @@
+"""The catalogue: datasets published by stewards, their privacy-safe profiles, HealthDCAT-AP."""
