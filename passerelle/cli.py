@@ -70,7 +70,10 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except PasserelleError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
