@@ -7,7 +7,7 @@ each engine says how it creates a table, counts rows and bulk-loads one planned 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -136,3 +136,15 @@ class Store(ABC):
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         """Run one read-only SQL statement written in this engine's dialect."""
+
+    # -- row-level bulk writes (ingestion) ---------------------------------------------------
+    def write_batches(self, batches: Mapping[str, Any], replace_keys: Mapping[str, str]) -> int:
+        """Upsert Arrow tables by key, atomically; return the number of rows written.
+
+        `batches` maps a CDM table name to a pyarrow.Table whose columns are a subset of that
+        table's columns with its logical types; `replace_keys` maps a table name to the column
+        identifying a row: stored rows whose key is in the batch are deleted, then the batch is
+        inserted. DuckDB and PostgreSQL write every table of one call in one transaction;
+        Spark swaps each table's Parquet folder atomically.
+        """
+        raise NotImplementedError(f"{self.engine} store cannot write row batches")

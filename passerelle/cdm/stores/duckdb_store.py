@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,36 @@ class DuckDBStore(Store):
         result.duplicate_keys = self.duplicate_keys(plan.table)
         result.seconds = time.perf_counter() - started
         return result
+
+    def write_batches(self, batches: Mapping[str, Any], replace_keys: Mapping[str, str]) -> int:
+        """One transaction: per table, DELETE the batch's keys, then INSERT from an Arrow scan."""
+        con = self.con
+        written = 0
+        views = []
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table, data in batches.items():
+                if data.num_rows == 0:
+                    continue
+                view = f"_passerelle_batch_{table}"
+                con.register(view, data)
+                views.append(view)
+                cols = ", ".join(duckcsv.sql_ident(c) for c in data.column_names)
+                key = replace_keys.get(table)
+                if key:
+                    k = duckcsv.sql_ident(key)
+                    con.execute(f"DELETE FROM main.{table} WHERE {k} IN (SELECT {k} FROM {view})")
+                con.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM {view}")
+                written += data.num_rows
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        else:
+            con.execute("COMMIT")
+        finally:
+            for view in views:
+                con.unregister(view)
+        return written
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         cur = self.con.execute(sql, list(params))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,42 @@ class PostgresStore(Store):
 
     def qualified(self, table: str) -> str:
         return f'"{self.schema}"."{table}"'
+
+    def write_batches(self, batches: Mapping[str, Any], replace_keys: Mapping[str, str]) -> int:
+        """One transaction: per table, COPY into a temporary table, DELETE the rows with the
+        same keys, INSERT the copied rows."""
+        written = 0
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for table, data in batches.items():
+                if data.num_rows == 0:
+                    continue
+                tmp = sql.Identifier(f"_passerelle_batch_{table}")
+                names = data.column_names
+                cols = sql.SQL(", ").join(sql.Identifier(c) for c in names)
+                cur.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} LIMIT 0"
+                    ).format(tmp, cols, self._t(table))
+                )
+                with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(tmp, cols)) as cp:
+                    for row in zip(*(data.column(c).to_pylist() for c in names), strict=True):
+                        cp.write_row(row)
+                key = replace_keys.get(table)
+                if key:
+                    k = sql.Identifier(key)
+                    cur.execute(
+                        sql.SQL("DELETE FROM {} t WHERE t.{} IN (SELECT {} FROM {})").format(
+                            self._t(table), k, k, tmp
+                        )
+                    )
+                cur.execute(
+                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                        self._t(table), cols, cols, tmp
+                    )
+                )
+                cur.execute(sql.SQL("DROP TABLE {}").format(tmp))
+                written += data.num_rows
+        return written
 
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> QueryResult:
         with self.conn.cursor() as cur:

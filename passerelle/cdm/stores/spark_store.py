@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,48 @@ class SparkStore(Store):
         shutil.rmtree(old, ignore_errors=True)
         self._registered.discard(table)
         self.spark.catalog.dropTempView(table)
+
+    def write_batches(self, batches: Mapping[str, Any], replace_keys: Mapping[str, str]) -> int:
+        """Per table: the stored rows whose key is not in the batch, plus the batch, written to a
+        staging folder that then replaces the table's folder (atomic per table)."""
+        import pyarrow.parquet as pq
+
+        self.connect()
+        written = 0
+        for table, data in batches.items():
+            if data.num_rows == 0:
+                continue
+            spec = TABLES_BY_NAME[table]
+            incoming = self.warehouse / f".{table}.incoming-{uuid.uuid4().hex}"
+            incoming.mkdir()
+            try:
+                pq.write_table(data, str(incoming / "part-0.parquet"))
+                new = self.spark.read.parquet(str(incoming))
+                for col in spec.columns:
+                    if col.name not in data.column_names:
+                        new = new.withColumn(col.name, self._null(col.type))
+                new = new.select(
+                    *[new[c.name].cast(SPARK_TYPES[c.type]).alias(c.name) for c in spec.columns]
+                )
+                if table in self.existing_tables():
+                    old = self.spark.read.parquet(str(self._path(table)))
+                    key = replace_keys.get(table)
+                    if key:
+                        old = old.join(new.select(key), on=key, how="left_anti")
+                    new = old.select(*spec.column_names).unionByName(new)
+                staging = self.warehouse / f".{table}.loading-{uuid.uuid4().hex}"
+                new.write.mode("error").parquet(str(staging))
+            finally:
+                shutil.rmtree(incoming, ignore_errors=True)
+            self._swap_in(table, staging)
+            written += data.num_rows
+        return written
+
+    @staticmethod
+    def _null(logical: str) -> Any:
+        from pyspark.sql import functions as F
+
+        return F.lit(None).cast(SPARK_TYPES[logical])
 
     def register_views(self, tables: Sequence[str] | None = None) -> None:
         """Expose the warehouse's Parquet tables as temporary views named like the CDM tables."""

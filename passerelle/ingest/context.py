@@ -1,0 +1,155 @@
+"""Per-run state shared by the FHIR mappers: ids, vocabulary, reference indexes, the batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime
+from typing import Any
+
+from passerelle.ingest import fhirtime
+from passerelle.ingest.ids import IdMaker, Pseudonymiser
+from passerelle.ingest.rows import Batch
+from passerelle.ingest.vocab import Coverage, Mapped, Vocabulary
+
+# Resource types read before the others (a first pass over NDJSON, first within a bundle):
+# they are the targets of references and produce no reference of their own that must resolve.
+DIRECTORY_TYPES = frozenset(
+    {"Patient", "Organization", "Practitioner", "Location", "Medication", "Device"}
+)
+# Types whose existence is checked when referenced (ids of what was loaded or is in the store).
+CHECKED_TYPES = frozenset({"Patient", "Organization", "Practitioner", "Location"})
+
+
+class Quarantine(Exception):
+    """The resource goes to the quarantine file; the reason never holds a patient value."""
+
+
+class Skip(Exception):
+    """The resource is read but gives no row (e.g. status entered-in-error)."""
+
+
+class Context:
+    def __init__(self, site: str, vocab: Vocabulary, pseudo: Pseudonymiser) -> None:
+        self.ids = IdMaker(site)
+        self.vocab = vocab
+        self.pseudo = pseudo
+        self.coverage = Coverage()
+        self.batch = Batch()
+        # ids of loaded targets (CHECKED_TYPES), keyed by (type, id) → stable id
+        self.known: set[int] = set()
+        # conditional references: "Type?system|value" and "Type?value" → resource id
+        self.identifiers: dict[str, str] = {}
+        # codes of Medication / Device resources, for references to them: (type, id) → CC
+        self.codes: dict[tuple[str, str], Any] = {}
+        self.persons_touched: set[int] = set()
+        self.notes: Counter = Counter()  # e.g. deceased without a date
+        self.local: dict[str, tuple[str, str]] = {}  # fullUrl → (type, id) of the current bundle
+        self.contained: dict[str, Any] = {}
+
+    # -- ids -------------------------------------------------------------------------------
+    def id(self, rtype: str, rid: str, part: int | str = "") -> int:
+        return self.ids.id_for(rtype, rid, part)
+
+    def register(self, rtype: str, res: dict[str, Any]) -> None:
+        """Index a directory resource so references to it resolve."""
+        rid = res.get("id")
+        if not isinstance(rid, str):
+            return
+        if rtype in CHECKED_TYPES:
+            self.known.add(self.ids.id_for(rtype, rid))
+        for ident in res.get("identifier") or ():
+            if isinstance(ident, dict) and isinstance(ident.get("value"), str):
+                value = ident["value"]
+                system = ident.get("system")
+                if system:
+                    self.identifiers[f"{rtype}?{system}|{value}"] = rid
+                self.identifiers.setdefault(f"{rtype}?{value}", rid)
+
+    # -- references ------------------------------------------------------------------------
+    def resolve(self, ref: Any, where: str) -> tuple[str, str]:
+        """(type, id) of a Reference; Quarantine when it names nothing that exists."""
+        if not isinstance(ref, dict):
+            raise Quarantine(f"malformed reference at {where}")
+        r = ref.get("reference")
+        if not isinstance(r, str):
+            raise Quarantine(f"reference without target at {where}")
+        if r.startswith("#"):
+            return "#", r[1:]
+        if r.startswith("urn:"):
+            hit = self.local.get(r)
+            if hit is None:
+                raise Quarantine(f"unresolved reference at {where}")
+            return hit
+        if "?" in r:
+            rtype, _, query = r.partition("?")
+            rtype = rtype.rsplit("/", 1)[-1]
+            value = None
+            for part in query.split("&"):
+                name, _, v = part.partition("=")
+                if name == "identifier":
+                    value = v
+            rid = self.identifiers.get(f"{rtype}?{value}") if value else None
+            if rid is None:
+                raise Quarantine(f"unresolved conditional reference at {where}")
+            return rtype, rid
+        hit = self.local.get(r)
+        if hit is not None:
+            return hit
+        parts = r.split("/")
+        if len(parts) >= 4 and parts[-2] == "_history":
+            parts = parts[:-2]
+        if len(parts) < 2 or not parts[-1]:
+            raise Quarantine(f"malformed reference at {where}")
+        rtype, rid = parts[-2], parts[-1]
+        if rtype in CHECKED_TYPES and self.ids.id_for(rtype, rid) not in self.known:
+            raise Quarantine(f"unresolved reference at {where}")
+        return rtype, rid
+
+    def person(self, res: dict[str, Any], field: str = "subject") -> int:
+        ref = res.get(field)
+        if ref is None:
+            raise Quarantine(f"missing {field}")
+        rtype, rid = self.resolve(ref, field)
+        if rtype != "Patient":
+            raise Quarantine(f"{field} is not a Patient")
+        pid = self.ids.id_for("Patient", rid)
+        if pid not in self.known:
+            raise Quarantine(f"unresolved reference at {field}")
+        self.persons_touched.add(pid)
+        return pid
+
+    def optional(self, ref: Any, where: str, rtype: str) -> int | None:
+        """Stable id of an optional reference of the given type (None when absent or of
+        another type); Quarantine when it names something that does not exist."""
+        if ref is None:
+            return None
+        t, rid = self.resolve(ref, where)
+        if t != rtype:
+            return None
+        return self.ids.id_for(rtype, rid)
+
+    def code_of(self, ref: Any, where: str, rtype: str) -> Any:
+        """The code of a referenced (or contained) Medication / Device."""
+        t, rid = self.resolve(ref, where)
+        if t == "#":
+            target = self.contained.get(rid)
+            if target is None:
+                raise Quarantine(f"unresolved contained reference at {where}")
+            return target.get("code") if rtype == "Medication" else target.get("type")
+        code = self.codes.get((t, rid))
+        if code is None:
+            raise Quarantine(f"unresolved reference at {where}")
+        return code
+
+    # -- values ----------------------------------------------------------------------------
+    def concept(self, table: str, cc: Any) -> Mapped:
+        m = self.vocab.concept(cc)
+        self.coverage.add(table, m)
+        return m
+
+    @staticmethod
+    def when(value: Any, where: str) -> tuple[date, datetime | None]:
+        try:
+            return fhirtime.parse(value)
+        except fhirtime.BadDate:
+            raise Quarantine(f"unparseable date at {where}") from None

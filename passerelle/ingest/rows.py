@@ -1,0 +1,76 @@
+"""Rows on their way to the store: one buffer per CDM table, keyed by the row's id (the last
+version of a row in a batch wins), turned into Arrow tables typed by the CDM declaration."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+
+from passerelle.cdm.schema import TABLES_BY_NAME
+
+ARROW_TYPES = {
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "VARCHAR": pa.string(),
+}
+
+# The column identifying a row of each table the ingest writes (death has no declared key).
+ROW_KEYS = {
+    name: (t.primary_key[0] if t.primary_key else "person_id")
+    for name, t in TABLES_BY_NAME.items()
+    if not t.vocabulary
+}
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required)
+            for c in TABLES_BY_NAME[table].columns
+        ]
+    )
+
+
+_SCHEMAS: dict[str, pa.Schema] = {}
+_SIZES: dict[str, list[tuple[str, int]]] = {
+    name: [(c.name, c.size) for c in t.columns if c.type == "VARCHAR" and c.size]
+    for name, t in TABLES_BY_NAME.items()
+}
+
+
+def to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    schema = _SCHEMAS.get(table)
+    if schema is None:
+        schema = _SCHEMAS[table] = arrow_schema(table)
+    for col, size in _SIZES[table]:
+        for r in rows:
+            v = r.get(col)
+            if v is not None and len(v) > size:
+                r[col] = v[:size]
+    arrays = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class Batch:
+    """Rows of every table for one atomic commit."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[int, dict[str, Any]]] = {}
+        self.resources = 0
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.tables.setdefault(table, {})[row[ROW_KEYS[table]]] = row
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.tables.values())
+
+    def to_arrow(self) -> dict[str, pa.Table]:
+        return {t: to_arrow(t, list(rows.values())) for t, rows in self.tables.items() if rows}
+
+    def counts(self) -> Counter:
+        return Counter({t: len(rows) for t, rows in self.tables.items()})

@@ -1,0 +1,1 @@
+from ingest_helpers import settings  # noqa: F401  (fixture)
