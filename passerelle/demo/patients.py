@@ -305,7 +305,7 @@ class _Sim:
     # -- acute events --------------------------------------------------------------------------
     def _myocardial_infarction(self) -> None:
         rng, a = self.rng, self.mid_age
-        rate = 0.001 if a < 40 else 0.002 * (1 + (a - 40) / 15)
+        rate = 0.0008 if a < 40 else 0.0015 * (1 + (a - 40) / 15)
         rate *= (4 if self.cad else 1) * (1.8 if self.dm else 1) * (1.4 if self.htn else 1)
         rate *= (1.5 if self.male else 1) * (1.8 if self.smoker else 1)
         years = sum(_days(s, e) for s, e in self.h.periods) / 365.25
