@@ -132,11 +132,12 @@ none. Events of persons absent from `person` are ignored everywhere.
 | `demographics` | `{age: {min, max}, sex: [female, male, 8532, ...], year_of_birth: {min, max}}` |
 | `period` | `{start, end}`: the index date's range, applied after `occurrence` |
 | `criteria` | a list of `{require: EVENT}`, `{exclude: EVENT}`, `{all_of: [..]}`, `{any_of: [..]}`, each with an optional `name` |
-| `exit` | `{days: N}`, `observation_end` (needs `observation`), or `{exposure: {gap_days: G, offset_days: D}}`; plus `collapse_days` |
+| `exit` | `{days: N}` after index, `observation_end` (needs `observation`), `{event_end: {offset_days: D}}` after the entry event's end, or `{exposure: {gap_days: G, offset_days: D}}`; plus `collapse_days` |
 
 In a criterion, the event block also takes `window: {start, end}` (days relative to the index,
 both inclusive, `null` unbounded, default: all time) and, for `require`, `min_count` (default 1)
-and `max_count`. An event is in a window when its start date is.
+and `max_count`. An event is in a window when its start date is. With `observed: true` in the
+window, only events inside the observation period containing the index date count.
 
 ### Analyses
 

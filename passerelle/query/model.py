@@ -277,16 +277,23 @@ class ValueRange:
 class Window:
     """Days relative to the index date, both ends inclusive, None = unbounded. An event is in
     the window when (event start date - index date) in days lies in [start, end]. Day 0 is the
-    index day: ``{start: null, end: -1}`` is "any time before the index day"."""
+    index day: ``{start: null, end: -1}`` is "any time before the index day".
+
+    ``observed``: only events whose start date also lies in the observation period containing
+    the index date (chosen as for `Observation`) count; an entry whose index lies in no
+    observation period sees no event (OHDSI Circe's default for correlated criteria)."""
 
     start: int | None = None
     end: int | None = None
+    observed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 raise ModelError(f"{v!r} is not a whole number of days", name)
+        if not isinstance(self.observed, bool):
+            raise ModelError("must be true or false", "observed")
         if self.start is not None and self.end is not None and self.start > self.end:
             raise ModelError(f"start {self.start} is after end {self.end}")
 
@@ -514,6 +521,7 @@ class ExitKind(StrEnum):
     FIXED = "fixed"  # index + days
     OBSERVATION_END = "observation_end"  # end of the observation period containing the index
     EXPOSURE = "exposure"  # end of continuous exposure + days
+    EVENT_END = "event_end"  # the entry event's end date + days
 
 
 @dataclass(frozen=True)
@@ -525,7 +533,8 @@ class Exit:
     events matching any entry event (all occurrences, with the entry's filters) are merged into
     exposure eras: sorted by start date, an event joins the current era when its start date is
     at most ``gap_days`` days after the era's end (end = max event end date so far); exit = end
-    of the era containing the index + ``days``. Then entries of one person whose intervals
+    of the era containing the index + ``days``. ``event_end``: the entry event's end date (its
+    end column, or its start date when NULL) + ``days``. Then entries of one person whose intervals
     overlap or are at most ``collapse_days`` apart (next index <= exit + collapse_days) are
     collapsed into one.
     """

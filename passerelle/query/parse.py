@@ -361,12 +361,15 @@ class _Parser:
         return self.build(path, m.IntRange, lo, hi) if ok1 and ok2 else None
 
     def window(self, path: str, data: Any) -> m.Window | None:
-        d = self.mapping(path, data, ("start", "end"))
+        d = self.mapping(path, data, ("start", "end", "observed"))
         if d is None:
             return None
         ok1, start = self.opt_int(f"{path}.start", d.get("start"))
         ok2, end = self.opt_int(f"{path}.end", d.get("end"))
-        return self.build(path, m.Window, start, end) if ok1 and ok2 else None
+        observed = self.boolean(f"{path}.observed", d.get("observed", False))
+        if not (ok1 and ok2) or observed is None:
+            return None
+        return self.build(path, m.Window, start, end, observed)
 
     def observation(self, path: str, data: Any) -> m.Observation | None:
         d = self.mapping(path, data, ("prior_days", "post_days"))
@@ -452,14 +455,15 @@ class _Parser:
 
     # -- exit --------------------------------------------------------------------------------
     def exit(self, path: str, data: Any) -> m.Exit | None:
-        if data == "observation_end":
-            return m.Exit(m.ExitKind.OBSERVATION_END)
-        d = self.mapping(path, data, ("days", "observation_end", "exposure", "collapse_days"))
+        if data in ("observation_end", "event_end"):
+            data = {data: True}
+        kinds_all = ("days", "observation_end", "exposure", "event_end")
+        d = self.mapping(path, data, (*kinds_all, "collapse_days"))
         if d is None:
             return None
-        kinds = [k for k in ("days", "observation_end", "exposure") if k in d]
+        kinds = [k for k in kinds_all if k in d]
         if len(kinds) != 1:
-            self.err(path, "give exactly one of days, observation_end, exposure")
+            self.err(path, f"give exactly one of {_list(kinds_all)}")
             return None
         collapse = self.integer(f"{path}.collapse_days", d.get("collapse_days", 0), minimum=0)
         if collapse is None:
@@ -477,6 +481,15 @@ class _Parser:
                 self.err(f"{path}.observation_end", "must be true")
                 return None
             return self.build(path, m.Exit, m.ExitKind.OBSERVATION_END, 0, 0, collapse)
+        if kind == "event_end":
+            body = {} if d["event_end"] is True else d["event_end"]
+            e = self.mapping(f"{path}.event_end", body, ("offset_days",))
+            if e is None:
+                return None
+            off = self.integer(f"{path}.event_end.offset_days", e.get("offset_days", 0), minimum=0)
+            if off is None:
+                return None
+            return self.build(path, m.Exit, m.ExitKind.EVENT_END, off, 0, collapse)
         e = self.mapping(f"{path}.exposure", d["exposure"], ("gap_days", "offset_days"))
         if e is None:
             return None
@@ -704,7 +717,10 @@ def _dump_range(r: m.ValueRange | m.IntRange) -> dict[str, Any]:
 
 
 def _dump_window(w: m.Window) -> dict[str, Any]:
-    return {"start": w.start, "end": w.end}
+    out: dict[str, Any] = {"start": w.start, "end": w.end}
+    if w.observed:
+        out["observed"] = True
+    return out
 
 
 def _dump_criterion(c: m.Criterion) -> dict[str, Any]:
@@ -735,6 +751,8 @@ def _dump_exit(e: m.Exit) -> dict[str, Any]:
         out = {"days": e.days}
     elif e.kind is m.ExitKind.OBSERVATION_END:
         out = {"observation_end": True}
+    elif e.kind is m.ExitKind.EVENT_END:
+        out = {"event_end": {"offset_days": e.days}}
     else:
         out = {"exposure": {"gap_days": e.gap_days, "offset_days": e.days}}
     if e.collapse_days:

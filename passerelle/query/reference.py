@@ -220,6 +220,12 @@ class ReferenceEngine:
         hi_date = None if window.end is None else entry.index + dt.timedelta(window.end)
         if until is not None:
             hi_date = until if hi_date is None else min(hi_date, until)
+        if window.observed:
+            p = self.period(entry.person, entry.index)
+            if p is None:
+                return []
+            lo = max(lo, bisect_left(starts, p[0]))
+            hi_date = p[1] if hi_date is None else min(hi_date, p[1])
         hi = len(evs) if hi_date is None else bisect_right(starts, hi_date)
         return evs[lo:hi]
 
@@ -319,6 +325,8 @@ class ReferenceEngine:
                 en.exit = en.index + dt.timedelta(ex.days)
             elif ex.kind is m.ExitKind.OBSERVATION_END:
                 en.exit = en.obs_end
+            elif ex.kind is m.ExitKind.EVENT_END:
+                en.exit = en.event.end + dt.timedelta(ex.days)
             else:
                 en.exit = self._era_end(cohort.entry, en, ex.gap_days) + dt.timedelta(ex.days)
             if cohort.observation is not None and en.obs_end is not None:

@@ -760,6 +760,45 @@ case(
     expected={"by_month": [(6, 1)]},
 )
 
+case(
+    id="criteria-window-observed",
+    section="Criteria",
+    title="only events in the current observation period",
+    doc="`observed: true` on a window counts only events that also fall in the observation "
+    "period containing the index date (as OHDSI Circe does by default). Person 1's earlier "
+    "event lies in a previous observation period and does not exclude them; person 3 has no "
+    "observation period, so an observed window sees nothing.",
+    data={
+        "person": [person(1), person(2), person(3)],
+        "condition_occurrence": [
+            *[cond(i, 100, "2020-06-01") for i in (1, 2, 3)],
+            cond(1, 200, "2017-01-01"),
+            cond(2, 200, "2020-01-01"),
+            cond(3, 200, "2017-01-01"),
+        ],
+        "observation_period": [
+            period(1, "2015-01-01", "2018-12-31"),
+            period(1, "2019-06-01", "2021-12-31"),
+            period(2, "2015-01-01", "2018-12-31"),
+            period(2, "2019-06-01", "2021-12-31"),
+        ],
+    },
+    spec=spec(
+        cohort100(
+            criteria=[
+                {
+                    "exclude": {
+                        "condition": [200],
+                        "window": {"start": None, "end": -1, "observed": True},
+                    }
+                }
+            ]
+        ),
+        PERSONS,
+    ),
+    expected={"persons": [(2,)]},
+)
+
 # --------------------------------------------------------------------------------------------
 # Exit and eras
 # --------------------------------------------------------------------------------------------
@@ -863,6 +902,25 @@ case(
     },
     spec=spec(cohort100(exit={"exposure": {"gap_days": 30, "offset_days": 2}}), _TAR),
     expected={"tar": [(1, 0, 0.0, 27, 0, 0.0)]},
+)
+
+case(
+    id="exit-event-end",
+    section="Exit",
+    title="exit at the entry event's end",
+    doc="`exit: {event_end: {offset_days: D}}` ends each entry D days after its entry event's "
+    "end date (its start date when the end is NULL). The first two entries then overlap and "
+    "collapse; person-days show the exits (14 + 8).",
+    data={
+        "person": [person(1)],
+        "condition_occurrence": [
+            cond(1, 100, "2020-01-01", "2020-01-10"),
+            cond(1, 100, "2020-01-12"),
+            cond(1, 100, "2020-01-15", "2020-01-20"),
+        ],
+    },
+    spec=spec({"entry": _ALL100, "exit": {"event_end": {"offset_days": 2}}}, ENTRIES, _TAR),
+    expected={"entries": [(2,)], "tar": [(1, 0, 0.0, 22, 0, 0.0)]},
 )
 
 # --------------------------------------------------------------------------------------------
