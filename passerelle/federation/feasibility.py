@@ -1,94 +1,127 @@
 """Feasibility counts at a node: no approval needed, released only with calibrated noise.
 
-Uses the privacy package's feasibility API when it exists (budget ledger per applicant, the
-same noisy answer to a repeated query). Until then an INTERIM release adds Laplace noise with
-OpenDP to every count (sensitivity 1 per table: one person is in one cell of a breakdown;
-the node's epsilon is split evenly across the study's tables), withholds every other number,
-and keeps no budget: the node's /health says so.
+A feasibility query is the study's cohort size (persons), whatever analyses the spec lists.
+With the privacy package (`BudgetLedger.feasibility_count`): OpenDP noise, a budget per
+applicant per period kept in the node's own database, and the same noisy answer to a repeated
+query (no averaging attack). Until it exists an INTERIM release adds OpenDP Laplace noise and
+keeps no budget; the node's /health names which one is in use.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from passerelle.errors import PasserelleError
 from passerelle.federation.envelope import Envelope
+from passerelle.federation.errors import Refused
 from passerelle.federation.study import Disclosure
-from passerelle.query.result import AggregateTable, StudyResult
+from passerelle.query.result import AggregateTable, ResultColumn, StudyResult
+
+TABLE = "feasibility"
+COLUMN = "persons"
+FEASIBILITY_ANALYSES = [{"name": TABLE, "count": "persons"}]
 
 
 class Feasibility(Protocol):
     source: str
 
-    def release(self, result: StudyResult, env: Envelope) -> tuple[StudyResult, dict[str, Any]]:
-        """The noisy result and its DP description: {mechanism, epsilon, scale, per_cell_sd}."""
+    def release(
+        self, env: Envelope, true_count: Callable[[], int]
+    ) -> tuple[StudyResult, dict[str, Any]]:
+        """The noisy cohort size and its DP description (mechanism, epsilon, per_cell_sd)."""
         ...
 
 
-@dataclass
-class PrivacyFeasibility:
-    source = "passerelle.privacy"
-    fn: Any
-    disclosure: Disclosure
+def feasibility_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same cohort with one analysis: its size in persons."""
+    return {**spec, "analyses": FEASIBILITY_ANALYSES}
 
-    def release(self, result: StudyResult, env: Envelope) -> tuple[StudyResult, dict[str, Any]]:
-        out = self.fn(result, self.disclosure.policy, applicant=env.project_id)
-        if isinstance(out, tuple):
-            released, dp = out
-        else:
-            released, dp = out, dict(getattr(out, "dp", {}) or {})
-        return released, dp
+
+def _result(study: str, value: int | None, flags: frozenset[str], policy: str) -> StudyResult:
+    table = AggregateTable(TABLE, "count", (ResultColumn(COLUMN, "count"),), [(value,)])
+    if flags:
+        table.flags[(0, COLUMN)] = flags
+    return StudyResult(study, "feasibility", [table], policy=policy)
+
+
+@dataclass
+class LedgerFeasibility:
+    ledger: Any
+    policy: Any
+    source: str = "passerelle.privacy.ledger"
+
+    def release(
+        self, env: Envelope, true_count: Callable[[], int]
+    ) -> tuple[StudyResult, dict[str, Any]]:
+        dp_mod = importlib.import_module("passerelle.privacy.dp")
+        try:
+            answer = self.ledger.feasibility_count(env.project_id, env.study, true_count)
+        except Refused:
+            raise
+        except PasserelleError as exc:  # budget spent, or feasibility not allowed by the policy
+            code = "budget_exhausted" if "budget" in str(exc) else "forbidden_output_type"
+            raise Refused(str(exc), code=code, status=403) from None
+        dpp = self.policy.dp
+        release = dp_mod.release_for(dpp.mechanism, answer.epsilon, 1, dpp.delta)
+        # discrete Laplace with scale b has sd ~ b*sqrt(2); the discrete Gaussian's scale is its sd
+        sd = release.scale * (
+            math.sqrt(2) if str(dpp.mechanism) in ("laplace", "Mechanism.laplace") else 1.0
+        )
+        dp = {
+            "mechanism": str(getattr(dpp.mechanism, "value", dpp.mechanism)),
+            "epsilon": answer.epsilon,
+            "scale": release.scale,
+            "per_cell_sd": sd,
+            "cached": answer.cached,
+            "remaining": answer.remaining,
+            "source": self.source,
+        }
+        return _result(
+            str(env.study.get("study", "study")), answer.value, answer.flags, answer.policy
+        ), dp
 
 
 @dataclass
 class InterimLaplace:
     epsilon: float
-    source = "passerelle.federation.feasibility (interim, no budget ledger)"
+    source: str = "passerelle.federation.feasibility (interim, no budget ledger)"
 
-    def release(self, result: StudyResult, env: Envelope) -> tuple[StudyResult, dict[str, Any]]:
+    def release(
+        self, env: Envelope, true_count: Callable[[], int]
+    ) -> tuple[StudyResult, dict[str, Any]]:
         import opendp.prelude as dp
 
         dp.enable_features("contrib")
-        n_tables = max(1, len(result.tables))
-        eps = self.epsilon / n_tables
-        scale = 1.0 / eps
-        meas = dp.m.make_laplace(dp.atom_domain(T=float), dp.absolute_distance(T=float), scale)
-        tables = []
-        for t in result.tables:
-            flags: dict[tuple[int, str], frozenset[str]] = {}
-            rows = []
-            for i, row in enumerate(t.rows):
-                out = list(row)
-                for j, col in enumerate(t.columns):
-                    if col.kind == "count" and isinstance(row[j], (int, float)):
-                        out[j] = max(0, round(meas(float(row[j]))))
-                        flags[(i, col.name)] = frozenset({"noisy"})
-                    elif col.kind != "dimension":
-                        out[j] = None
-                        flags[(i, col.name)] = frozenset({"suppressed"})
-                rows.append(tuple(out))
-            tables.append(AggregateTable(t.name, t.analysis, t.columns, rows, flags))
-        released = StudyResult(result.study, result.engine, tables, policy="feasibility (interim)")
-        sd = 2**0.5 * scale
-        return released, {
+        scale = 1.0 / self.epsilon
+        meas = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale)
+        value = max(0, int(meas(int(true_count()))))
+        info = {
             "mechanism": "laplace",
             "epsilon": self.epsilon,
-            "epsilon_per_table": eps,
             "scale": scale,
-            "per_cell_sd": sd,
+            "per_cell_sd": math.sqrt(2) * scale,
             "source": self.source,
         }
+        return _result(
+            str(env.study.get("study", "study")), value, frozenset({"noisy"}), "interim"
+        ), info
 
 
-def feasibility_for(disclosure: Disclosure, epsilon: float) -> Feasibility:
+def feasibility_for(disclosure: Disclosure, epsilon: float, engine: Any) -> Feasibility:
+    """The privacy package's ledger on the node's own database when present, else interim."""
     try:
-        mod = importlib.import_module("passerelle.privacy.feasibility")
+        ledger_mod = importlib.import_module("passerelle.privacy.ledger")
     except ModuleNotFoundError as exc:
         if not (exc.name and exc.name.startswith("passerelle")):
             raise
-        mod = None
-    fn = getattr(mod, "feasibility", None) if mod is not None else None
-    if callable(fn) and disclosure.source == "passerelle.privacy":
-        return PrivacyFeasibility(fn, disclosure)
+        ledger_mod = None
+    if ledger_mod is not None and disclosure.source == "passerelle.privacy":
+        ledger_mod.create_ledger_tables(engine)
+        return LedgerFeasibility(
+            ledger_mod.BudgetLedger(engine, disclosure.policy), disclosure.policy
+        )
     return InterimLaplace(epsilon)

@@ -30,7 +30,7 @@ from passerelle.cdm.stores.base import Store
 from passerelle.federation.config import NodeConfig
 from passerelle.federation.envelope import Envelope, canonical, sign_result, utcnow, verify_envelope
 from passerelle.federation.errors import Refused
-from passerelle.federation.feasibility import Feasibility, feasibility_for
+from passerelle.federation.feasibility import Feasibility, feasibility_for, feasibility_spec
 from passerelle.federation.register import NodeRegister
 from passerelle.federation.study import (
     Disclosure,
@@ -71,7 +71,7 @@ class NodeService:
         self.language = language or study_language()
         self.disclosure = disclosure or load_disclosure(config.policy)
         self.feasibility = feasibility or feasibility_for(
-            self.disclosure, config.feasibility_epsilon
+            self.disclosure, config.feasibility_epsilon, self.register.engine
         )
         self.clock = clock
         self._store: Store | None = None
@@ -97,8 +97,10 @@ class NodeService:
             "node": self.name,
             "key_id": self.config.key.key_id,
             "status": "ok",
+            "engine": self.store().engine,
             "disclosure": self.disclosure.describe(),
             **capabilities(self.language, self.disclosure),
+            "feasibility": self.feasibility.source,
         }
 
     # -- checks -------------------------------------------------------------------------------
@@ -183,8 +185,7 @@ class NodeService:
         self.register.log(kind, env.project_id, env.request_id, env_hash, "released")
         return sign_result(self.config.key, {**payload, "kind": kind, "envelope_sha256": env_hash})
 
-    def _run(self, env: Envelope, kind: str) -> dict[str, Any]:
-        model = self.language.parse(env.study)
+    def _execute(self, model: Any) -> tuple[Any, float]:
         started = time.perf_counter()
         with self._lock:
             try:
@@ -196,15 +197,29 @@ class NodeService:
                 raise Refused(
                     "the study failed on this node", code="study_failed", status=500
                 ) from None
-        study_seconds = time.perf_counter() - started
-        started = time.perf_counter()
+        return raw, time.perf_counter() - started
+
+    def _run(self, env: Envelope, kind: str) -> dict[str, Any]:
+        dp = None
         if kind == "study":
+            model = self.language.parse(env.study)
+            raw, study_seconds = self._execute(model)
+            started = time.perf_counter()
             released = self.disclosure.protect(
                 raw, self.disclosure.policy
             )  # always, before leaving
-            dp = None
         else:
-            released, dp = self.feasibility.release(raw, env)
+            model = self.language.parse(feasibility_spec(env.study))
+            timing = {"study": 0.0}
+
+            def true_count() -> int:
+                raw, timing["study"] = self._execute(model)
+                rows = raw.tables[0].rows
+                return int(rows[0][-1]) if rows and rows[0][-1] is not None else 0
+
+            started = time.perf_counter()
+            released, dp = self.feasibility.release(env, true_count)
+            study_seconds = timing["study"]
         return {
             "project_id": env.project_id,
             "request_id": env.request_id,

@@ -85,9 +85,13 @@ def study_language() -> StudyLanguage:
         return StudyLanguage(
             "passerelle.query.engines", _wrap_parse(parse), lambda s, m: engine_for(s).execute(m)
         )
-    reference = _find("passerelle.query.reference", "execute", "run_study", "run")
+    reference = _find("passerelle.query.reference", "ReferenceEngine")
     if parse is not None and reference is not None:
-        return StudyLanguage("passerelle.query.reference", _wrap_parse(parse), reference)
+
+        def run_reference(store: Store, model: Any) -> StudyResult:
+            return reference.from_store(store, model).execute(model)  # type: ignore[attr-defined]
+
+        return StudyLanguage("passerelle.query.reference", _wrap_parse(parse), run_reference)
     from passerelle.federation import interim_engine
 
     return StudyLanguage(

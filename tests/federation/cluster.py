@@ -95,12 +95,9 @@ class Proc:
                 self.proc.wait(10)
 
 
-def start(
-    name: str, role: str, config: Path, workdir: Path, health: str, port: int | None = None
-) -> Proc:
+def launch(name: str, role: str, config: Path, workdir: Path, port: int | None = None) -> Proc:
     port = port or free_port()
     log = workdir / f"{name}.log"
-    fh = log.open("wb")
     env = {**os.environ, "PASSERELLE_LOG_LEVEL": "WARNING"}
     cmd = [
         sys.executable,
@@ -114,12 +111,18 @@ def start(
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-    p = Proc(name, port, proc, log)
-    deadline = time.monotonic() + 60
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    return Proc(name, port, proc, log)
+
+
+def wait_ready(p: Proc, health: str, seconds: float = 90) -> Proc:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        if p.proc.poll() is not None:
+            raise RuntimeError(
+                f"{p.name} exited with {p.proc.returncode}:\n{p.log.read_text()[-3000:]}"
+            )
         try:
             if httpx.get(p.url + health, timeout=1).status_code == 200:
                 return p
@@ -127,7 +130,13 @@ def start(
             pass
         time.sleep(0.1)
     p.stop()
-    raise RuntimeError(f"{name} did not become ready:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{p.name} did not become ready:\n{p.log.read_text()[-3000:]}")
+
+
+def start(
+    name: str, role: str, config: Path, workdir: Path, health: str, port: int | None = None
+) -> Proc:
+    return wait_ready(launch(name, role, config, workdir, port), health)
 
 
 @dataclass
@@ -219,9 +228,9 @@ def start_cluster(
     try:
         for spec in specs:
             configs[spec.name], keys[spec.name] = write_node(workdir, spec, hub_key)
-            procs[spec.name] = start(
-                spec.name, "node", configs[spec.name], workdir, "/node/v1/health"
-            )
+            procs[spec.name] = launch(spec.name, "node", configs[spec.name], workdir)
+        for p in procs.values():
+            wait_ready(p, "/node/v1/health")
         hub = None
         if with_hub:
             hub_config = write_hub(
