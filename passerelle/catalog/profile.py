@@ -137,7 +137,12 @@ def disclose(result: StudyResult, policy: Any = None) -> StudyResult:
         from passerelle.privacy.policy import default_policy
     except ImportError:
         return interim_disclose(result)
-    return protect(result, policy or default_policy("catalogue-profile"))
+    # Each table on its own: they are separate facts, not margins of one another.
+    policy = policy or default_policy("catalogue-profile")
+    parts = [protect(StudyResult(result.study, result.engine, [t]), policy) for t in result.tables]
+    return StudyResult(
+        result.study, result.engine, [p.tables[0] for p in parts], policy=parts[0].policy
+    )
 
 
 def released_profile(store_url: str, policy: Any = None) -> dict[str, Any]:

@@ -32,6 +32,18 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+def shared(*parts: str):
+    """A path under ../shared/data (as tests/conftest.py's `shared`), or skip/fail."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    base = Path(os.environ.get("PASSERELLE_SHARED_DATA", root.parent / "shared" / "data"))
+    path = base.joinpath(*parts)
+    if not path.exists():
+        _missing(f"shared test data {path} is absent")
+    return path
+
+
 def postgres_schema_url() -> tuple[str, str, str]:
     """(admin URL, URL of a fresh schema, schema name) or skip."""
     base = os.environ.get("PASSERELLE_TEST_POSTGRES_URL", "")
