@@ -145,6 +145,11 @@ class Vocabulary:
             return Mapped(0, 0, None, code, vid)
         return Mapped(hit[1], hit[0], hit[2], code, vid)
 
+    def lookup_vocabulary(self, vocabulary_id: str, code: str) -> tuple[int, int]:
+        """(source concept_id, standard concept_id) of a code in an OMOP vocabulary."""
+        hit = self._codes.get((vocabulary_id, code))
+        return (hit[0], hit[1]) if hit else (0, 0)
+
     def concept(self, cc: Any) -> Mapped:
         """Best coding of a CodeableConcept: the first that maps to a standard concept,
         else the first coding (kept as source value)."""

@@ -85,9 +85,9 @@ def expected_counts(folder: Path) -> tuple[Counter, Counter]:
                 rows["measurement" if lab else "observation"] += 1
         else:
             continue
-        if t not in ("Patient", "Organization", "Practitioner", "Location") and pid:
-            if t != "Device" or "patient" in res:
-                persons_with_events.add(pid)
+        directory = t in ("Patient", "Organization", "Practitioner", "Location")
+        if not directory and pid and (t != "Device" or "patient" in res):
+            persons_with_events.add(pid)
     rows["care_site"] = len(distinct["Organization"])
     rows["provider"] = len(distinct["Practitioner"])
     rows["location"] += len(org_places) + len(distinct["Location"])

@@ -76,10 +76,8 @@ def test_person_source_value_is_a_keyed_hash(duckdb_store_url, settings, tmp_pat
         values = [r[0] for r in st.query("SELECT person_source_value FROM main.person").rows]
     import gzip
 
-    ids = [
-        line.split(b'"id":"')[1].split(b'"')[0].decode()
-        for line in gzip.open(folder / "Patient.000.ndjson.gz")
-    ]
+    with gzip.open(folder / "Patient.000.ndjson.gz") as fh:
+        ids = [line.split(b'"id":"')[1].split(b'"')[0].decode() for line in fh]
     assert len(values) == 13 and all(len(v) == 48 for v in values)
     assert not set(values) & set(ids)
 

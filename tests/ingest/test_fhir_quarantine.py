@@ -13,10 +13,12 @@ from passerelle.ingest.service import exit_code, ingest_fhir
 def _write_broken_copy(tmp_path):
     """Condition.000.ndjson with five bad lines put at known places (1-based line numbers)."""
     src = shared("synthea-bulk-ndjson-10", "ndjson")
-    lines = gzip.open(src / "Condition.000.ndjson.gz").read().splitlines()
+    with gzip.open(src / "Condition.000.ndjson.gz") as fh:
+        lines = fh.read().splitlines()
     out = tmp_path / "in"
     out.mkdir()
-    (out / "Patient.000.ndjson").write_bytes(gzip.open(src / "Patient.000.ndjson.gz").read())
+    with gzip.open(src / "Patient.000.ndjson.gz") as fh:
+        (out / "Patient.000.ndjson").write_bytes(fh.read())
     bad = {
         3: b'{"resourceType": "Condition", "id": "x1", "subject": {"reference": "Pat',  # broken JSON
         10: b'{"resourceType": "Condition", "id": "x2", "code": {}, "onsetDateTime": "2020-01-01"}',
