@@ -81,10 +81,14 @@ def serve(
     )
 
 
-def _register(config: Path):
+def _register(config: Path | None):
     from passerelle.federation.config import _path, _read
     from passerelle.federation.register import NodeRegister
 
+    if config is None:  # the embedded default (`serve --role all` without --config)
+        from passerelle.config import get_settings
+
+        return NodeRegister(get_settings().data_dir / "node.db")
     data = _read(config)
     node = data.get("node") or {}
     if not node.get("name"):
@@ -94,12 +98,15 @@ def _register(config: Path):
     return NodeRegister(db)
 
 
+CONFIG_HELP = "The node's node.toml (default: the embedded node under the data folder)."
+
+
 @node_app.command("approve")
 def node_approve(
     project: str = typer.Option(..., "--project", help="Project id, as the hub sends it."),
     purpose: str = typer.Option(..., "--purpose", help="Approved purpose, e.g. research."),
     by: str = typer.Option(..., "--by", help="Who decided (the committee)."),
-    config: Path = typer.Option(..., "--config", help="The node's node.toml."),
+    config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     output_type: str = typer.Option("aggregates", "--output-type"),
     reference: str = typer.Option(
         "", "--reference", help="Decision reference (minutes, CNIL ref)."
@@ -121,7 +128,7 @@ def node_approve(
 @node_app.command("revoke")
 def node_revoke(
     project: str = typer.Option(..., "--project"),
-    config: Path = typer.Option(..., "--config"),
+    config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Revoke every approval of a project at this node."""
     n = _register(config).revoke(project)
@@ -129,7 +136,7 @@ def node_revoke(
 
 
 @node_app.command("approvals")
-def node_approvals(config: Path = typer.Option(..., "--config")) -> None:
+def node_approvals(config: Path = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
     """List the node's approvals."""
     now = dt.datetime.now(dt.UTC)
     for a in _register(config).all_approvals():

@@ -95,22 +95,20 @@ class Proc:
                 self.proc.wait(10)
 
 
-def launch(name: str, role: str, config: Path, workdir: Path, port: int | None = None) -> Proc:
+def launch(
+    name: str,
+    role: str,
+    config: Path | None,
+    workdir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Proc:
     port = port or free_port()
     log = workdir / f"{name}.log"
-    env = {**os.environ, "PASSERELLE_LOG_LEVEL": "WARNING"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "passerelle",
-        "serve",
-        "--role",
-        role,
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-    ]
+    env = {**os.environ, "PASSERELLE_LOG_LEVEL": "WARNING", **(env or {})}
+    cmd = [sys.executable, "-m", "passerelle", "serve", "--role", role, "--port", str(port)]
+    if config is not None:
+        cmd += ["--config", str(config)]
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     return Proc(name, port, proc, log)
