@@ -482,6 +482,24 @@ case(
     },
 )
 case(
+    id="entry-tie-across-domains",
+    section="Entry events",
+    title="ties between domains",
+    doc="When events of several domains start on the same day, `first` takes the one whose "
+    "domain name sorts first (then the smaller event id, then the smaller concept id), "
+    "whatever the order of `any_of`; `last` takes the largest.",
+    data={
+        "person": [person(1)],
+        "condition_occurrence": [cond(1, 100, "2020-01-01")],
+        "drug_exposure": [drug(1, 500, "2020-01-01")],
+    },
+    spec=spec(
+        {"entry": {"any_of": [{"drug": [500]}, {"condition": [100]}], "occurrence": "first"}},
+        _BY_CONCEPT,
+    ),
+    expected={"by_concept": [(100, 1)]},
+)
+case(
     id="entry-row-once",
     section="Entry events",
     title="a row matching two entry events is one entry",
