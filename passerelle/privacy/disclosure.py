@@ -38,6 +38,13 @@ from passerelle.query.result import AggregateTable, StudyResult
 Cell = tuple[int, int, str]  # (table index, row index, column name)
 
 SEQUENCE_ANALYSES = frozenset({"attrition", "survival"})
+#: The dimensions that order a sequence (the others group it) and its cumulative counts.
+SEQUENCE_DIMENSIONS = frozenset({"step", "criterion", "time_days"})
+CUMULATIVE_COLUMNS = frozenset({"persons", "at_risk"})
+#: (whole, part) count columns of one row: whole - part is an implicit cell.
+NESTED_COUNTS = (("persons", "outcome_persons"),)
+#: Statistics recomputed from the released counts: name -> (numerator, denominator, factor).
+DERIVED_STATISTICS = {"proportion": ("outcome_persons", "persons", 1.0)}
 SECONDARY_DISPLAY = "*"
 
 
@@ -153,24 +160,59 @@ def _complementary(state: _State, lines: list[_Line], min_cell: int) -> None:
                 if partner is not None:
                     changed |= state.suppress(partner, rules.SECONDARY)
         changed |= _sequences(state, min_cell)
+        changed |= _nested(state, min_cell)
 
 
 def _sequences(state: _State, min_cell: int) -> bool:
+    """Cumulative columns of attrition/survival tables, step by step within each group."""
     changed = False
     for ti, table in enumerate(state.tables):
         if table.analysis not in SEQUENCE_ANALYSES:
             continue
-        for name in _columns(table, "count"):
-            last: Any = None
+        dims = _dims(table)
+        order = [state.col(ti, d) for d in dims if d in SEQUENCE_DIMENSIONS]
+        group = [state.col(ti, d) for d in dims if d not in SEQUENCE_DIMENSIONS]
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for ri, row in enumerate(state.values[ti]):
+            groups[tuple(row[i] for i in group)].append(ri)
+        for rows in groups.values():
+            rows.sort(key=lambda ri: tuple(_sortable(state.values[ti][ri][i]) for i in order))
+            for name in _columns(table, "count"):
+                if name not in CUMULATIVE_COLUMNS:
+                    continue
+                last: Any = None
+                for ri in rows:
+                    cell = (ti, ri, name)
+                    value = state.value(cell)
+                    if state.suppressed(cell) or value is None:
+                        continue
+                    if last is not None and rules.below_threshold(abs(last - value), min_cell):
+                        changed |= state.suppress(cell, rules.SECONDARY)
+                        continue
+                    last = value
+    return changed
+
+
+def _sortable(v: Any) -> tuple[bool, Any]:
+    return (v is None, v if isinstance(v, int | float) else str(v))
+
+
+def _nested(state: _State, min_cell: int) -> bool:
+    """Outcome tables: persons without the outcome (persons - outcome_persons) is a cell too."""
+    changed = False
+    for ti, table in enumerate(state.tables):
+        names = table.column_names
+        for whole, part in NESTED_COUNTS:
+            if whole not in names or part not in names:
+                continue
             for ri in range(len(table.rows)):
-                cell = (ti, ri, name)
-                value = state.value(cell)
-                if state.suppressed(cell) or value is None:
+                w, p = (ti, ri, whole), (ti, ri, part)
+                if state.suppressed(w) or state.suppressed(p):
                     continue
-                if last is not None and rules.below_threshold(abs(last - value), min_cell):
-                    changed |= state.suppress(cell, rules.SECONDARY)
-                    continue
-                last = value
+                wv, pv = state.value(w), state.value(p)
+                numbers = isinstance(wv, int | float) and isinstance(pv, int | float)
+                if numbers and rules.below_threshold(wv - pv, min_cell):
+                    changed |= state.suppress(p, rules.SECONDARY)
     return changed
 
 
@@ -262,6 +304,24 @@ def _round_and_recompute(state: _State, lines: list[_Line], policy: Policy) -> N
         cells = best[total].cells
         state.set(total, sum(int(state.value(c)) for c in cells))
         state.flags[total].update((rules.ROUNDED, rules.RECOMPUTED))
+    _derived(state, policy)
+
+
+def _derived(state: _State, policy: Policy) -> None:
+    """Proportions recomputed from the released (rounded) counts, so they give none back."""
+    for ti, table in enumerate(state.tables):
+        names = table.column_names
+        for stat, (num, den, factor) in DERIVED_STATISTICS.items():
+            if stat not in names or num not in names or den not in names:
+                continue
+            for ri in range(len(table.rows)):
+                cell = (ti, ri, stat)
+                if state.suppressed(cell):
+                    continue
+                n, d = state.value((ti, ri, num)), state.value((ti, ri, den))
+                value = None if n is None or not d else factor * n / d
+                state.set(cell, rules.limit_digits(value, policy.statistic_digits))
+                state.flags[cell].add(rules.RECOMPUTED)
 
 
 def _dim_count(state: _State, cell: Cell) -> int:

@@ -165,3 +165,40 @@ def test_dp_noise_marks_cells_noisy_and_hides_statistics():
     o = out.table("o")
     assert o.rows[0][1] == 105 and "noisy" in o.flags[(0, "persons")]
     assert o.rows[0][2] is None
+
+
+def test_outcome_complement_and_recomputed_proportion():
+    cols = [("sex", DIM), ("persons", CNT), ("outcome_persons", CNT), ("proportion", STAT)]
+    rows = [(1, 300, 296, 296 / 300), (2, 400, 123, 123 / 400)]
+    out = protect(study(table("o", "outcome", cols, rows)), POLICY)
+    o = out.table("o")
+    assert o.rows[0][2] is None  # 4 persons without the outcome: hidden by complement
+    assert o.rows[0][3] is None
+    assert o.rows[1][2] is None  # its partner in the line of outcome_persons
+    rows = [(1, 300, 123, 123 / 300), (2, 400, 222, 222 / 400)]
+    o = protect(study(table("o", "outcome", cols, rows)), POLICY).table("o")
+    assert o.rows[0][2] == 125 and o.rows[0][3] == round(125 / 300, 3)  # from released counts
+    assert "recomputed" in o.flags[(0, "proportion")]
+
+
+def test_survival_sequences_within_groups():
+    cols = [
+        ("sex", DIM),
+        ("time_days", DIM),
+        ("at_risk", CNT),
+        ("events", CNT),
+        ("censored", CNT),
+        ("survival", STAT),
+    ]
+    rows = [
+        (1, 0, 100, 0, 0, 1.0),
+        (1, 30, 98, 2, 0, 0.98),
+        (1, 60, 50, 20, 28, 0.6),
+        (2, 0, 200, 0, 0, 1.0),
+        (2, 30, 150, 30, 20, 0.85),
+    ]
+    out = protect(study(table("km", "survival", cols, rows)), POLICY)
+    km = out.table("km")
+    assert km.rows[1][2] is None  # at_risk 98 right after 100
+    assert km.rows[2][2] == 50  # compared with the last released step (100)
+    assert km.rows[4][2] == 150  # the other group is not compared with the first

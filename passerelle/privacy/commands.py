@@ -1,0 +1,138 @@
+"""`passerelle extract ...` and `passerelle privacy ...`: thin adapters over the privacy package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+
+from passerelle.errors import UserError
+from passerelle.privacy.policy import NO_POLICY_LABEL, Policy, default_policy, load_policy
+from passerelle.query.result import StudyResult
+
+privacy_app = typer.Typer(
+    help="Disclosure policies, pseudonym keys and extracts.", no_args_is_help=True
+)
+console = Console()
+
+MASTER_KEY_NAME = "keys/pseudonym-master.key"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(privacy_app, name="privacy")
+    app.command("extract")(extract)
+
+
+def policy_from_option(value: str | None) -> Policy | None:
+    """`--policy FILE` -> Policy; `--policy none` -> None (the local steward only);
+    no option -> the built-in default policy."""
+    if value is None:
+        return default_policy()
+    if value.strip().lower() == "none":
+        return None
+    return load_policy(value)
+
+
+def protect_for_cli(result: StudyResult, policy_option: str | None) -> tuple[StudyResult, str]:
+    """What `study run --policy` does: the protected result and a line saying what was applied."""
+    from passerelle.privacy.disclosure import protect
+
+    policy = policy_from_option(policy_option)
+    protected = protect(result, policy)
+    if policy is None:
+        return protected, f"policy: {NO_POLICY_LABEL}"
+    return protected, f"policy: {policy.label}"
+
+
+def _master_key_path(key_file: Path | None) -> Path:
+    if key_file is not None:
+        return key_file
+    from passerelle.config import get_settings
+
+    return get_settings().data_dir / MASTER_KEY_NAME
+
+
+@privacy_app.command("policy")
+def show_policy(
+    file: str = typer.Argument(..., help="Policy YAML file."),
+) -> None:
+    """Validate a policy file and print it with every default filled in, and its version."""
+    policy = load_policy(file)
+    console.print(f"[bold]{policy.label}[/]")
+    typer.echo(yaml.safe_dump(policy.normalised(), sort_keys=False))
+
+
+@privacy_app.command("keygen")
+def keygen(
+    key_file: Path = typer.Option(
+        None, "--key-file", help="Default: <data_dir>/" + MASTER_KEY_NAME
+    ),
+) -> None:
+    """Create the node's pseudonym master key (mode 0600; never overwritten, never printed)."""
+    from passerelle.privacy.pseudonym import create_master_key
+
+    path = create_master_key(_master_key_path(key_file))
+    console.print(f"created {path} (mode 0600)")
+
+
+def _load_spec(spec: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not spec.exists():
+        raise UserError(f"{spec}: no such file")
+    try:
+        data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{spec}: not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, dict) or "extract" not in data:
+        raise UserError(f"{spec}: an extract spec is a study spec with an `extract:` section")
+    data = dict(data)
+    extract_part = data.pop("extract") or {}
+    data.setdefault("analyses", [{"name": "size", "count": "persons"}])
+    return data, extract_part
+
+
+def extract(
+    spec: Path = typer.Argument(..., help="Study spec (cohort) with an `extract:` section."),
+    store: str = typer.Option(None, "--store", "-s", help="Store URL (default: the node's)."),
+    project: str = typer.Option(
+        ..., "--project", help="Approved project id (keys the pseudonyms)."
+    ),
+    policy: str = typer.Option(None, "--policy", help="Disclosure policy YAML (default built in)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the extract and its risk report."),
+    key_file: Path = typer.Option(
+        None,
+        "--key-file",
+        help="Pseudonym master key (default <data_dir>/" + MASTER_KEY_NAME + ").",
+    ),
+) -> None:
+    """Write a pseudonymised, k-anonymous extract (Parquet, CSV) and its risk report."""
+    from passerelle.cdm.stores import open_store
+    from passerelle.config import get_settings
+    from passerelle.privacy.extract import ExtractSpec
+    from passerelle.privacy.pipeline import cohort_rows, make_extract, write_extract
+    from passerelle.privacy.pseudonym import Pseudonymizer, load_master_key
+    from passerelle.query.parse import parse_study
+
+    pol = policy_from_option(policy)
+    if pol is None:
+        raise UserError("an extract always needs a policy: `--policy none` is for aggregates only")
+    study_data, extract_data = _load_spec(spec)
+    study = parse_study(study_data)
+    ex_spec = ExtractSpec.parse(extract_data)
+    master = load_master_key(_master_key_path(key_file), create=True)
+    pseudo = Pseudonymizer.for_project(master, project, pol.extract.date_shift_days)
+    url = store or get_settings().default_store_url()
+    with open_store(url) as st:
+        cohort = cohort_rows(st, study)
+    result = make_extract(cohort, ex_spec, pol, pseudo, project=project)
+    paths = write_extract(result, out)
+    risk = result.report.data
+    console.print(
+        f"extract: {risk['records_released']} of {risk['records_in']} records, "
+        f"k={risk['k']}, highest prosecutor risk {risk['prosecutor_risk']['highest']:.3f}, "
+        f"policy {pol.label}"
+    )
+    for p in paths:
+        console.print(f"  {p}")
