@@ -130,7 +130,9 @@ def _file_values(path: str | None) -> dict[str, Any]:
 
 def load_settings(config_file: str | None = None) -> Settings:
     values = _file_values(config_file or os.environ.get("PASSERELLE_CONFIG"))
-    env_names = {name for name in Settings.model_fields if f"PASSERELLE_{name.upper()}" in os.environ}
+    env_names = {
+        name for name in Settings.model_fields if f"PASSERELLE_{name.upper()}" in os.environ
+    }
     file_values = {k: v for k, v in values.items() if k not in env_names}
     try:
         return Settings(**file_values)
@@ -143,3 +145,30 @@ def load_settings(config_file: str | None = None) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, generated from the declaration above."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `passerelle/config.py` by `python -m passerelle.config > docs/settings.md`;",
+        "a test fails when this page and the code disagree.",
+        "",
+        "Each setting is read from the environment variable `PASSERELLE_<NAME>` or from a TOML file",
+        "(`--config FILE` or `PASSERELLE_CONFIG`, keys at top level or under `[passerelle]`);",
+        "the environment wins.",
+        "",
+        "| setting | environment variable | default | description |",
+        "|---|---|---|---|",
+    ]
+    for name, f in Settings.model_fields.items():
+        default = f.default if f.default not in ("", None) else ""
+        lines.append(
+            f"| `{name}` | `PASSERELLE_{name.upper()}` | `{default}` | {f.description or ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

@@ -39,7 +39,9 @@ def gibleed_dir() -> Path:
 
 def postgres_admin_url() -> str:
     if not POSTGRES_URL:
-        missing("PASSERELLE_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        missing(
+            "PASSERELLE_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     import psycopg
 
     from passerelle.cdm.url import parse_store_url
@@ -58,7 +60,11 @@ def postgres_store_url():
     base = postgres_admin_url()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     sep = "&" if "?" in base else "?"
-    url = f"{base.split('?')[0]}{sep}schema={schema}" if "schema=" in base else f"{base}{sep}schema={schema}"
+    url = (
+        f"{base.split('?')[0]}{sep}schema={schema}"
+        if "schema=" in base
+        else f"{base}{sep}schema={schema}"
+    )
     yield url
     import psycopg
 
@@ -93,11 +99,13 @@ def spark_store_url(tmp_path) -> str:
 ENGINES = ("duckdb", "postgres", "spark")
 
 
-@pytest.fixture(params=[
-    pytest.param("duckdb"),
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow]),
-])
+@pytest.fixture(
+    params=[
+        pytest.param("duckdb"),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.slow]),
+    ]
+)
 def store_url(request, tmp_path) -> str:
     """A fresh, empty store URL on each of the three engines."""
     if request.param == "duckdb":

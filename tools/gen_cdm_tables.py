@@ -80,7 +80,9 @@ def main(spec_dir: str) -> None:
             )
     idx_file = root / "postgresql" / "OMOPCDM_postgresql_5.4_indices.sql"
     pat = re.compile(r"^CREATE INDEX (\w+)\s+ON @cdmDatabaseSchema\.(\w+)\s+\((\w+) ASC\)", re.M)
-    clustered = set(re.findall(r"(?m)^CLUSTER @cdmDatabaseSchema\.\w+\s+USING (\w+)", idx_file.read_text()))
+    clustered = set(
+        re.findall(r"(?m)^CLUSTER @cdmDatabaseSchema\.\w+\s+USING (\w+)", idx_file.read_text())
+    )
     for m in pat.finditer(idx_file.read_text()):
         name, table, col = m.groups()
         tables[table.lower()]["indexes"].append((name, col.lower(), name in clustered))

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table as RichTable
 
 from passerelle.cdm.load import load_folder
@@ -16,14 +23,14 @@ from passerelle.cdm.stores import open_store
 from passerelle.config import get_settings
 
 app = typer.Typer(help="OMOP CDM v5.4 stores: create, load, count.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 StoreOption = typer.Option(
     None, "--store", "-s", help="Store URL (duckdb:///…, postgresql://…, spark:///…)."
 )
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
 
@@ -54,30 +61,37 @@ def init(
 def load(
     folder: Path = typer.Argument(..., help="Folder of OMOP CSV files (.csv or .csv.gz)."),
     store: str = StoreOption,
-    replace: bool = typer.Option(False, "--replace", help="Replace the rows of tables already loaded."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Replace the rows of tables already loaded."
+    ),
     report: Path = typer.Option(None, "--report", help="Write the load report as JSON here."),
 ) -> None:
     """Bulk-load a folder of OMOP CSV files (Athena or Eunomia format, CDM v5.3 or v5.4)."""
-    with open_store(store_url(store)) as st, Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        tasks: dict[str, int] = {}
+    with (
+        open_store(store_url(store)) as st,
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+    ):
+        tasks: dict[str, TaskID] = {}
 
         def hook(table: str, event: str) -> None:
             if event == "start":
                 tasks[table] = progress.add_task(table, total=1, status="loading")
             else:
-                progress.update(tasks[table], completed=1, status="ok" if event == "done" else "FAILED")
+                progress.update(
+                    tasks[table], completed=1, status="ok" if event == "done" else "FAILED"
+                )
 
         result = load_folder(st, folder, replace=replace, progress=hook)
     for t in result.loaded:
-        extra = f" (v5.3 mapped to v5.4)" if t.cdm_version == "5.3" else ""
+        extra = " (v5.3 mapped to v5.4)" if t.cdm_version == "5.3" else ""
         console.print(f"  {t.table:<24} {t.rows:>12,} rows{extra}")
         if t.duplicate_keys:
             console.print(
@@ -86,7 +100,9 @@ def load(
     for u in result.skipped:
         console.print(f"  [yellow]skipped[/] {u.path.name}: {u.reason}")
     for t in result.failed:
-        console.print(f"  [red]failed[/]  {t.table} ({t.file}): {t.error_count} bad row(s), nothing loaded")
+        console.print(
+            f"  [red]failed[/]  {t.table} ({t.file}): {t.error_count} bad row(s), nothing loaded"
+        )
         for e in t.errors[:10]:
             console.print(f"          {e}", highlight=False)
     if report:

@@ -21,6 +21,13 @@ from passerelle.errors import LoadRefused
 
 SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _YYYYMMDD = re.compile(r"^\d{8}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}")
+# Date formats a file may use for its DATE columns. DATETIME_AS_DATE: the export wrote dates as
+# timestamps ("2005-05-07 00:00:00", as ETL-Synthea does); they are parsed as timestamps and
+# truncated to the date.
+ISO_DATE = "%Y-%m-%d"
+COMPACT_DATE = "%Y%m%d"
+DATETIME_AS_DATE = "%Y-%m-%d %H:%M:%S"
 SAMPLE_LINES = 200
 
 
@@ -52,6 +59,16 @@ class CsvFile:
 
     def source_type(self, header_name: str) -> str:
         """The logical type a source column is parsed as (its target's, or VARCHAR)."""
+        for c in self.columns:
+            if c.source == header_name:
+                logical = self.table.column(c.target).type
+                if logical == "DATE" and self.date_format == DATETIME_AS_DATE:
+                    return "TIMESTAMP"
+                return logical
+        return "VARCHAR"
+
+    def target_type(self, header_name: str) -> str:
+        """The logical type of the column a source column fills (VARCHAR if none)."""
         for c in self.columns:
             if c.source == header_name:
                 return self.table.column(c.target).type
@@ -176,7 +193,11 @@ def describe(path: Path) -> CsvFile:
 
 
 def _detect_date_format(
-    rows: list[str], header: tuple[str, ...], delimiter: str, table: Table, by_target: dict[str, str]
+    rows: list[str],
+    header: tuple[str, ...],
+    delimiter: str,
+    table: Table,
+    by_target: dict[str, str],
 ) -> str:
     date_positions = [
         header.index(src) for tgt, src in by_target.items() if table.column(tgt).type == "DATE"
@@ -185,5 +206,9 @@ def _detect_date_format(
         fields = _split(line, delimiter)
         for pos in date_positions:
             if pos < len(fields) and fields[pos]:
-                return "%Y%m%d" if _YYYYMMDD.match(fields[pos]) else "%Y-%m-%d"
-    return "%Y-%m-%d"
+                if _YYYYMMDD.match(fields[pos]):
+                    return COMPACT_DATE
+                if _DATETIME.match(fields[pos]):
+                    return DATETIME_AS_DATE
+                return ISO_DATE
+    return ISO_DATE

@@ -48,7 +48,7 @@ def read_csv_sql(plan: CsvFile, rejects: str) -> str:
         "header=true",
         "auto_detect=false",
         f"columns={{{columns}}}",
-        f"dateformat={sql_string(plan.date_format)}",
+        *([f"dateformat={sql_string(plan.date_format)}"] if "%H" not in plan.date_format else []),
         "nullstr=''",
         "store_rejects=true",
         f"rejects_table={sql_string(rejects + '_errors')}",
@@ -83,7 +83,9 @@ def collect_rejects(
         f"ORDER BY line LIMIT {MAX_REPORTED_ERRORS}"
     ).fetchall()
     errors = [
-        RowError(plan.path.name, int(line) if line is not None else None, col, _problem(kind, plan, col))
+        RowError(
+            plan.path.name, int(line) if line is not None else None, col, _problem(kind, plan, col)
+        )
         for line, col, kind in rows
     ]
     return int(total), errors
@@ -91,7 +93,7 @@ def collect_rejects(
 
 def _problem(kind: str, plan: CsvFile, column: str | None) -> str:
     if kind == "CAST" and column is not None:
-        return f"not a valid {plan.source_type(column)}"
+        return f"not a valid {plan.target_type(column)}"
     return {
         "MISSING COLUMNS": "too few fields",
         "TOO MANY COLUMNS": "too many fields",

@@ -1,9 +1,9 @@
 """One store-URL syntax for the CLI, the config file and the API.
 
-    duckdb:///path/cdm.duckdb                         the embedded default
-    postgresql://user@host:5432/db?schema=cdm         a PostgreSQL schema
-    spark:///path/to/warehouse[?master=local[2]]      Parquet tables in a folder, Spark local mode
-    spark:///warehouse?master=sc://host:15002         the same through Spark Connect
+duckdb:///path/cdm.duckdb                         the embedded default
+postgresql://user@host:5432/db?schema=cdm         a PostgreSQL schema
+spark:///path/to/warehouse[?master=local[2]]      Parquet tables in a folder, Spark local mode
+spark:///warehouse?master=sc://host:15002         the same through Spark Connect
 """
 
 from __future__ import annotations

@@ -71,7 +71,11 @@ class StudyResult:
             "study": self.study,
             "engine": self.engine,
             "analyses": [
-                {"name": t.name, "columns": list(t.column_names), "rows": [list(r) for r in t.sorted_rows()]}
+                {
+                    "name": t.name,
+                    "columns": list(t.column_names),
+                    "rows": [list(r) for r in t.sorted_rows()],
+                }
                 for t in self.tables
             ],
         }

@@ -113,7 +113,9 @@ class Store(ABC):
         if len(table.primary_key) != 1:
             return 0
         key = table.primary_key[0]
-        result = self.query(f"SELECT count(*) - count(DISTINCT {key}) FROM {self.qualified(table.name)}")
+        result = self.query(
+            f"SELECT count(*) - count(DISTINCT {key}) FROM {self.qualified(table.name)}"
+        )
         return int(result.rows[0][0] or 0)
 
     def qualified(self, table: str) -> str:

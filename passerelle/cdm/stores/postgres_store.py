@@ -96,7 +96,9 @@ class PostgresStore(Store):
             )
         with self.conn.transaction():
             self.conn.execute(
-                sql.SQL("CREATE TABLE {} ({})").format(self._t(table.name), sql.SQL(", ").join(cols))
+                sql.SQL("CREATE TABLE {} ({})").format(
+                    self._t(table.name), sql.SQL(", ").join(cols)
+                )
             )
             if table.primary_key and not enforce_keys:
                 self.conn.execute(
@@ -118,13 +120,18 @@ class PostgresStore(Store):
                 )
 
     def row_count(self, table: str) -> int:
-        row = self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self._t(table))).fetchone()
+        row = self.conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(self._t(table))
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def load_csv(self, plan: CsvFile, replace: bool) -> TableLoad:
         started = time.perf_counter()
         result = TableLoad(
-            plan.table.name, plan.path.name, ignored_columns=plan.ignored, cdm_version=plan.cdm_version
+            plan.table.name,
+            plan.path.name,
+            ignored_columns=plan.ignored,
+            cdm_version=plan.cdm_version,
         )
         with tempfile.TemporaryDirectory(prefix="passerelle-copy-") as tmp:
             normalised = Path(tmp) / "rows.csv"
@@ -211,7 +218,9 @@ def _copy_error(plan: CsvFile, exc: psycopg.Error) -> RowError:
             line = None
     column = diag.column_name
     if isinstance(exc, psycopg.errors.UniqueViolation):
-        return RowError(plan.path.name, line, ", ".join(plan.table.primary_key), "duplicate primary key")
+        return RowError(
+            plan.path.name, line, ", ".join(plan.table.primary_key), "duplicate primary key"
+        )
     if isinstance(exc, psycopg.errors.NotNullViolation):
         return RowError(plan.path.name, line, column, "a required value is empty")
     return RowError(plan.path.name, line, column, f"refused by PostgreSQL ({diag.sqlstate})")
