@@ -158,3 +158,12 @@ def seed(ctx: Context) -> Seed:
 @pytest.fixture
 def seeded(ctx) -> Seed:
     return seed(ctx)
+
+
+def token_for(ctx, user_id: int) -> str:
+    """A bearer token for a seeded user, issued as a login would (without a password)."""
+    from passerelle.access.accounts import Accounts
+
+    accounts = Accounts(ctx)
+    with ctx.uow.write() as dal:
+        return accounts._issue(dal, dal.get_user(user_id), "auth.login").token

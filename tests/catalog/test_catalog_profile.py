@@ -32,7 +32,7 @@ def gibleed_store(tmp_path_factory):
 
 
 def test_profile_counts_pass_disclosure(gibleed_store):
-    raw, facts = raw_profile(gibleed_store)
+    raw, _facts = raw_profile(gibleed_store)
     assert raw.tables[0].rows[0][0] == 2694  # GiBleed persons
     profile = released_profile(gibleed_store)
     assert profile["policy"]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, status
 from fastapi.security import HTTPAuthorizationCredentials
 
+from passerelle.access import permissions as perm
 from passerelle.access.errors import Unauthenticated
 from passerelle.access.schemas import (
     ApiKeyIn,
@@ -43,6 +44,7 @@ def login(svc: Svc, body: LoginIn) -> TokenOut:
 def logout(
     svc: Svc, p: Caller, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
+    perm.require_user(p)  # a node key is revoked by its organisation's admin instead
     if cred is None:
         raise Unauthenticated("log out with the bearer token to revoke")
     svc.accounts.logout(cred.credentials)

@@ -1,0 +1,30 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "access"))
+from appdb import *  # noqa: F403  (shared app-database fixtures, tests/access/appdb.py)
+from appdb import RecordingMailer
+
+
+@pytest.fixture
+def app(settings, clock):
+    from passerelle.web import create_app
+
+    application = create_app(settings, clock=clock, mailer=RecordingMailer())
+    yield application
+    application.state.services.ctx.db.dispose()
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def web_ctx(app):
+    return app.state.services.ctx
