@@ -68,6 +68,8 @@ class ModelError(UserError):
 
 
 class Domain(StrEnum):
+    """Where an event comes from: one CDM table each (see `DOMAINS`)."""
+
     CONDITION = "condition"
     DRUG = "drug"
     DRUG_ERA = "drug_era"
@@ -163,6 +165,8 @@ CONCEPT_ANCESTOR_TABLE = "concept_ancestor"
 
 
 class Occurrence(StrEnum):
+    """Which of a person's (or an entry's) matching events to keep: earliest, latest, every."""
+
     FIRST = "first"
     LAST = "last"
     ALL = "all"
@@ -518,6 +522,8 @@ def _name(name: str | None, required: bool = False) -> None:
 
 
 class ExitKind(StrEnum):
+    """How an entry's exit date is computed (see `Exit`)."""
+
     FIXED = "fixed"  # index + days
     OBSERVATION_END = "observation_end"  # end of the observation period containing the index
     EXPOSURE = "exposure"  # end of continuous exposure + days
@@ -609,6 +615,8 @@ def attrition_steps(cohort: Cohort) -> tuple[str, ...]:
 
 
 class DimensionKind(StrEnum):
+    """A breakdown of an analysis; each comment says where its value comes from."""
+
     SEX = "sex"  # person.gender_concept_id
     AGE_BAND = "age_band"  # floor(age at index / width) * width
     INDEX_YEAR = "index_year"  # year of the index date
@@ -620,6 +628,8 @@ class DimensionKind(StrEnum):
 
 
 class ColumnSource(StrEnum):
+    """The row a concept-column breakdown reads: the person's, or the entry event's."""
+
     PERSON = "person"
     ENTRY = "entry"
 
@@ -697,6 +707,8 @@ def _by(by: tuple[Dimension, ...]) -> None:
 
 
 class CountUnit(StrEnum):
+    """What a `Count` counts: distinct persons, or entries (after collapsing)."""
+
     PERSONS = "persons"
     ENTRIES = "entries"
 
@@ -749,6 +761,8 @@ class Outcome:
 
 
 class DistributionOf(StrEnum):
+    """Which numbers a `Distribution` summarises (see `Distribution`)."""
+
     VALUE = "value"  # value_as_number of events in a window
     AGE = "age"  # age at index of each entry
     DAYS_TO_OUTCOME = "days_to_outcome"  # days from index to the first outcome in a window
