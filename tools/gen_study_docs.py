@@ -161,6 +161,39 @@ Percentiles interpolate linearly between closest ranks (DuckDB `quantile_cont`, 
 `percentile_cont`, Spark `percentile`); `sd` is the sample standard deviation; a proportion or
 rate with a zero denominator is NULL. Results leave a hospital only after disclosure control.
 
+## In Python
+
+```python
+from passerelle.query.builder import StudyBuilder, condition, drug
+from passerelle.query.parse import dump_yaml
+
+bleed = condition(192671, descendants=True)
+study = (
+    StudyBuilder("celecoxib-new-users")
+    .entry(drug(1118084, descendants=True), occurrence="first")
+    .observation(prior_days=365)
+    .demographics(age_min=18)
+    .exclude(bleed, start=None, end=-1)
+    .count("size")
+    .count("by_sex_age", by=["sex", {"age_band": 10}])
+    .outcome("gi_bleed_1y", bleed, start=1, end=365, by=["sex"])
+    .build()
+)  # the same frozen model as the YAML above; dump_yaml(study) writes it back
+```
+
+## Importing ATLAS cohorts
+
+`passerelle study import-atlas COHORT.json --out spec.yaml` converts an ATLAS / Circe cohort
+definition: concept sets (descendants, exclusions, mixed flags), primary criteria and their
+limit, the observation window, additional criteria and inclusion rules (nested groups,
+windows, occurrence counts, Circe's restriction to the index's observation period as
+`observed: true`), age and gender rules, and the end strategy (fixed offset, event end, drug
+era, end of observation) with the era pad. Every part it cannot express is named with its
+JSON path (for example `InclusionRules[2].expression.CriteriaList[0].RestrictVisit: is not
+supported`) and no spec is written unless `--partial` is given; documented edge differences
+(Circe ends an event without an end date one day after its start) are printed as notes.
+17 of the 23 Phenotype Library definitions in the test data convert fully.
+
 ## Examples
 
 Each example below is a test run on every engine: the data (only the columns that matter;
