@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -79,6 +80,17 @@ class SyntheticConfig:
     @property
     def window(self) -> tuple[date, date]:
         return date(self.start_year, 1, 1), date(self.end_year, 12, 31)
+
+
+def site_configs(
+    sites: Sequence[str], n_persons: int = 3000, seed: int = 42, **years: int
+) -> list[SyntheticConfig]:
+    """One configuration per hospital: site i gets `site_offset(i)`, so ids never collide, and
+    the site name enters each person's seed, so the hospitals have different patients."""
+    return [
+        SyntheticConfig(n_persons, seed, site, site_offset(i), **years)
+        for i, site in enumerate(sites)
+    ]
 
 
 @dataclass
@@ -389,6 +401,7 @@ __all__ = [
     "SyntheticConfig",
     "generate",
     "generate_cdm",
+    "site_configs",
     "site_offset",
     "write_csv",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from passerelle.cdm.load import load_folder
+from passerelle.cdm.schema import TABLES_BY_NAME
 from passerelle.cdm.stores import open_store
 from passerelle.cli import main
 from passerelle.config import get_settings
@@ -89,3 +92,25 @@ def test_generated_folder_loads_with_load_folder_on_postgresql(tmp_path, postgre
         assert {t.table: t.rows for t in result.loaded} == counts
         assert not [t.table for t in result.loaded if t.duplicate_keys]
         assert store.counts() == counts
+
+
+SPARK_TABLES = ("person", "observation_period", "condition_occurrence", "concept_ancestor")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_generated_files_load_on_spark(tmp_path, spark_store_url):
+    """Spark's start-up and per-table cost are high: a few tables suffice to check the format."""
+    config = SyntheticConfig(n_persons=100, seed=9, site="spark")
+    counts = generate(tmp_path / "csv", config)
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for name in SPARK_TABLES:
+        shutil.copy(tmp_path / "csv" / f"{name}.csv", subset)
+    with open_store(spark_store_url) as store:
+        result = load_folder(store, subset, replace=True)
+        assert result.ok and not result.skipped
+        loaded = store.counts([TABLES_BY_NAME[t] for t in SPARK_TABLES])
+        assert loaded == {t: counts[t] for t in SPARK_TABLES}
+        expected = generate_cdm(config)
+        assert _gi_bleed_persons(store) == _expected_gi_bleed_persons(expected)

@@ -15,6 +15,7 @@ from passerelle.demo.synthetic import (
     SITE_ID_STRIDE,
     SyntheticConfig,
     generate_cdm,
+    site_configs,
     site_offset,
     write_csv,
 )
@@ -169,6 +170,13 @@ def test_sites_have_disjoint_ids(small):
     assert [r["year_of_birth"] for r in other.tables["person"]] != [
         r["year_of_birth"] for r in small.tables["person"]
     ]
+
+
+def test_site_configs_give_each_hospital_its_own_ids():
+    configs = site_configs(["Hôpital A", "Hôpital B", "Hôpital C"], n_persons=20, seed=1)
+    assert [c.id_offset for c in configs] == [0, SITE_ID_STRIDE, 2 * SITE_ID_STRIDE]
+    ids = [{r["person_id"] for r in generate_cdm(c).tables["person"]} for c in configs]
+    assert sum(len(i) for i in ids) == len(set().union(*ids)) == 60
 
 
 def test_dates_are_ordered_and_life_bounded(cdm):
