@@ -102,6 +102,22 @@ class Settings(BaseSettings):
         description="Public URL of this hub; the base of catalogue URIs in HealthDCAT-AP exports.",
     )
 
+    # -- web application and observatory (issue 8) -------------------------------------------
+    hub_url: str = Field(
+        "",
+        description="URL of the federation hub the web pages send feasibility counts and studies "
+        "to (empty = public_base_url, where `passerelle serve --role all` runs the hub).",
+    )
+    hub_token: str = Field(
+        "", description="Bearer token the web pages send to the hub (its api_token); never logged."
+    )
+    hub_timeout_seconds: float = Field(
+        120.0, description="How long a web page waits for the hub's answer, in seconds."
+    )
+
+    def default_hub_url(self) -> str:
+        return (self.hub_url or self.public_base_url).rstrip("/")
+
     def default_app_db_url(self) -> str:
         if self.app_db_url:
             return self.app_db_url
