@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import date
 from itertools import pairwise
@@ -60,6 +63,22 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     other = tmp_path / "c"
     write_csv(generate_cdm(SyntheticConfig(n_persons=200, seed=12)), other)
     assert (other / "person.csv").read_bytes() != (a / "person.csv").read_bytes()
+
+
+def test_files_do_not_depend_on_the_process(tmp_path):
+    """Another interpreter with another hash seed writes the same bytes."""
+    script = (
+        "import sys; from pathlib import Path; "
+        "from passerelle.demo.synthetic import SyntheticConfig, generate; "
+        "generate(Path(sys.argv[1]), SyntheticConfig(n_persons=60, seed=5))"
+    )
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / hash_seed)], env=env, check=True
+        )
+    for path in sorted((tmp_path / "1").iterdir()):
+        assert path.read_bytes() == (tmp_path / "2" / path.name).read_bytes(), path.name
 
 
 def test_a_smaller_cdm_is_a_prefix_of_a_larger_one(small):
