@@ -500,6 +500,39 @@ case(
     expected={"by_concept": [(100, 1)]},
 )
 case(
+    id="entry-tie-last",
+    section="Entry events",
+    title="ties on one day",
+    doc="Two matching events on the same day: `last` keeps the one with the larger event id.",
+    data={
+        "person": [person(1)],
+        "concept_ancestor": ancestors((100, 101)),
+        "condition_occurrence": [cond(1, 100, "2020-01-01"), cond(1, 101, "2020-01-01")],
+    },
+    spec=spec(
+        {"entry": {"condition": {"concepts": [100], "descendants": True}, "occurrence": "last"}},
+        _BY_CONCEPT,
+    ),
+    expected={"by_concept": [(101, 1)]},
+)
+case(
+    id="entry-value-concepts",
+    section="Entry events",
+    title="measurement value concepts",
+    doc="`value_concepts` keeps events whose `value_as_concept_id` is listed (a NULL never "
+    "matches): positive tests only.",
+    data={
+        "person": [person(1), person(2), person(3)],
+        "measurement": [
+            meas(1, 3000, "2020-01-01", value_as_concept_id=9191),
+            meas(2, 3000, "2020-01-01", value_as_concept_id=9189),
+            meas(3, 3000, "2020-01-01"),
+        ],
+    },
+    spec=spec({"entry": {"measurement": [3000], "value_concepts": [9191, 4126681]}}, PERSONS),
+    expected={"persons": [(1,)]},
+)
+case(
     id="entry-row-once",
     section="Entry events",
     title="a row matching two entry events is one entry",
@@ -665,6 +698,37 @@ case(
                         "window": {"start": -30, "end": -1},
                         "min_count": 2,
                         "max_count": 3,
+                    }
+                }
+            ]
+        ),
+        PERSONS,
+    ),
+    expected={"persons": [(2,)]},
+)
+case(
+    id="criteria-at-most",
+    section="Criteria",
+    title="at most N events",
+    doc='`min_count: 0` with `max_count: 1` is "at most one": persons without any event pass.',
+    data={
+        "person": [person(i) for i in (1, 2, 3)],
+        "condition_occurrence": [cond(i, 100, "2020-03-01") for i in (1, 2, 3)],
+        "drug_exposure": [
+            drug(2, 500, "2020-02-25"),
+            drug(3, 500, "2020-02-25"),
+            drug(3, 500, "2020-02-27"),
+        ],
+    },
+    spec=spec(
+        cohort100(
+            criteria=[
+                {
+                    "require": {
+                        "drug": [500],
+                        "window": {"start": -30, "end": -1},
+                        "min_count": 0,
+                        "max_count": 1,
                     }
                 }
             ]
@@ -1098,6 +1162,32 @@ case(
     expected={"o": [(2, 1, 0.5, 211, 1, 1 * 365250 / 211)]},
 )
 
+case(
+    id="outcome-rate-window",
+    section="Outcomes",
+    title="a rate over a window, by sex",
+    doc="Without an exit, the time at risk is the window. An outcome on day 0 gives one day at "
+    "risk; an outcome after the window does not count.",
+    data={
+        "person": [person(1, F), person(2, M), person(3, F)],
+        "condition_occurrence": [
+            *[cond(i, 100, "2020-01-01") for i in (1, 2, 3)],
+            cond(1, 200, "2020-01-01"),
+            cond(3, 200, "2020-01-31"),
+        ],
+    },
+    spec=spec(
+        cohort100(),
+        {
+            "name": "o",
+            "outcome": {"condition": [200], "window": {"start": 0, "end": 29}},
+            "rate": True,
+            "by": ["sex"],
+        },
+    ),
+    expected={"o": [(F, 2, 1, 0.5, 31, 1, 365250 / 31), (M, 1, 0, 0.0, 30, 0, 0.0)]},
+)
+
 # --------------------------------------------------------------------------------------------
 # Distributions
 # --------------------------------------------------------------------------------------------
@@ -1177,6 +1267,45 @@ case(
     },
 )
 
+case(
+    id="distribution-first-by",
+    section="Distributions",
+    title="the first value per entry, by sex",
+    doc="`occurrence: first` keeps each entry's earliest value in the window. A group with one "
+    "number has a NULL `sd`; every percentile is that number.",
+    data={
+        "person": [person(1, F), person(2, F), person(3, M)],
+        "condition_occurrence": [cond(i, 100, "2020-06-01") for i in (1, 2, 3)],
+        "measurement": [
+            meas(1, 3000, "2020-05-12", 5.0),
+            meas(1, 3000, "2020-05-22", 7.0),
+            meas(2, 3000, "2020-05-27", 9.0),
+            meas(3, 3000, "2020-05-31", 4.0),
+            meas(3, 3000, "2020-06-01", 6.0),
+        ],
+    },
+    spec=spec(
+        cohort100(),
+        {
+            "name": "first",
+            "by": ["sex"],
+            "distribution": {
+                "value": {
+                    "measurement": [3000],
+                    "window": {"start": -30, "end": 0},
+                    "occurrence": "first",
+                }
+            },
+        },
+    ),
+    expected={
+        "first": [
+            (F, 2, 7.0, math.sqrt(8), 5.0, 5.4, 6.0, 7.0, 8.0, 8.6, 9.0),
+            (M, 1, 4.0, None, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0),
+        ]
+    },
+)
+
 # --------------------------------------------------------------------------------------------
 # Survival
 # --------------------------------------------------------------------------------------------
@@ -1211,6 +1340,32 @@ case(
     data=_copy(_SURV_DATA),
     spec=spec(cohort100(exit={"days": 60}), _SURV),
     expected={"km": [(10, 5, 2, 0, 0.6), (50, 3, 1, 0, 0.4), (60, 2, 0, 2, 0.4)]},
+)
+
+case(
+    id="survival-by-sex",
+    section="Survival",
+    title="Kaplan-Meier by sex",
+    doc="With `by`, one curve per group.",
+    data={
+        "person": [person(1, F), person(2, M), person(3, F), person(4, M), person(5, F)],
+        "condition_occurrence": [
+            *[cond(i, 100, "2020-01-01") for i in (1, 2, 3, 4, 5)],
+            cond(1, 200, "2020-01-11"),
+            cond(2, 200, "2020-01-11"),
+            cond(4, 200, "2020-02-20"),
+            cond(5, 200, "2020-05-30"),
+        ],
+    },
+    spec=spec(cohort100(), {**_SURV, "by": ["sex"]}),
+    expected={
+        "km": [
+            (F, 10, 3, 1, 0, 2 / 3),
+            (F, 100, 2, 0, 2, 2 / 3),
+            (M, 10, 2, 1, 0, 0.5),
+            (M, 50, 1, 1, 0, 0.0),
+        ]
+    },
 )
 
 CASES_BY_ID = {c.id: c for c in CASES}
