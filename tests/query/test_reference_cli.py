@@ -102,3 +102,14 @@ def test_import_atlas(tmp_path):
     assert res.exit_code == 1
     assert "not converted: CensoringCriteria: is not supported" in res.output
     assert "study:" not in res.output  # no spec written
+
+
+def test_check_concepts_on_a_store_without_vocabulary(duckdb_store_url):
+    from passerelle.query.parse import check_concepts, parse_study
+
+    with open_store(duckdb_store_url) as st:
+        st.init()
+        study = parse_study(GI_BLEED)
+        assert check_concepts(study, st) == [
+            "the store's concept table is empty: concept ids cannot be checked"
+        ]
