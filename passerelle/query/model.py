@@ -978,6 +978,26 @@ def walk_events(study: Study) -> tuple[Event, ...]:
     return tuple(out)
 
 
+def walk_windows(study: Study) -> tuple[Window, ...]:
+    """Every window of the study's criteria and analyses, in spec order."""
+    out: list[Window] = []
+
+    def crit(c: Criterion) -> None:
+        if isinstance(c, (Require, Exclude)):
+            out.append(c.window)
+        else:
+            for child in c.criteria:
+                crit(child)
+
+    for c in study.cohort.criteria:
+        crit(c)
+    for a in study.analyses:
+        w = getattr(a, "window", None)
+        if w is not None:
+            out.append(w)
+    return tuple(out)
+
+
 def tables_needed(study: Study) -> tuple[str, ...]:
     """The CDM tables a study reads (sorted)."""
     tables = {PERSON_TABLE}
@@ -990,6 +1010,8 @@ def tables_needed(study: Study) -> tuple[str, ...]:
             tables.add(VISIT_TABLE)
     c = study.cohort
     if c.observation is not None or c.exit is not None:
+        tables.add(OBSERVATION_PERIOD_TABLE)
+    if any(w.observed for w in walk_windows(study)):
         tables.add(OBSERVATION_PERIOD_TABLE)
     for a in study.analyses:
         for d in getattr(a, "by", ()):

@@ -108,3 +108,13 @@ def test_attrition_steps_and_tables():
     assert m.tables_needed(s) == (
         "concept_ancestor", "condition_occurrence", "drug_exposure", "observation_period", "person",
     )  # fmt: skip
+
+
+def test_observed_windows_need_observation_periods():
+    s = celecoxib()
+    crit = m.Exclude(s.cohort.criteria[0].event, m.Window(None, -1, observed=True))
+    study = dataclasses.replace(
+        s, cohort=dataclasses.replace(s.cohort, observation=None, criteria=(crit,))
+    )
+    assert "observation_period" in m.tables_needed(study)
+    assert m.walk_windows(study) == (m.Window(None, -1, True), m.Window(1, 365))
