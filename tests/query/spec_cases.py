@@ -603,6 +603,32 @@ case(
     ),
     expected={"persons": [(2,)], "flow": [(0, "entry", 6), (1, "observation", 2)]},
 )
+case(
+    id="observation-overlapping-periods",
+    section="Observation",
+    title="overlapping observation periods",
+    doc="Observation periods should not overlap, but if they do, the period containing the "
+    "index with the earliest start (then the latest end) is the one used, both for "
+    "`prior_days` / `post_days` and for an `observation_end` exit (here 2020-06-30: 181 days "
+    "at risk from day 1).",
+    data={
+        "person": [person(1)],
+        "condition_occurrence": [cond(1, 100, "2020-01-01")],
+        "observation_period": [
+            period(1, "2019-01-01", "2020-06-30"),
+            period(1, "2019-06-01", "2021-12-31"),
+        ],
+    },
+    spec=spec(
+        cohort100(observation={"prior_days": 365}, exit="observation_end"),
+        {
+            "name": "tar",
+            "outcome": {"death": {}, "window": {"start": 1, "end": None}},
+            "rate": True,
+        },
+    ),
+    expected={"tar": [(1, 0, 0.0, 181, 0, 0.0)]},
+)
 _DEMO_DATA = {
     "person": [
         person(1, F, 2002, month_of_birth=12),
@@ -1035,6 +1061,19 @@ case(
         "age5": [(35, 1), (40, 1), (45, 1), (50, 1)],
         "year": [(2020, 3), (2021, 1)],
     },
+)
+case(
+    id="by-age-band-negative",
+    section="Breakdowns",
+    title="age bands round down",
+    doc="Age bands use floor division, also for an (invalid) index date before the year of "
+    "birth: age -1 falls in band -5 with width 5.",
+    data={
+        "person": [person(1, yob=2021), person(2, yob=2016)],
+        "condition_occurrence": [cond(1, 100, "2020-01-01"), cond(2, 100, "2020-01-01")],
+    },
+    spec=spec(cohort100(), {"name": "age5", "count": "persons", "by": [{"age_band": 5}]}),
+    expected={"age5": [(-5, 1), (0, 1)]},
 )
 case(
     id="by-visit-site-column",
