@@ -63,13 +63,18 @@ def fhir(
         False, "--strict", help="Exit non-zero when any record is quarantined."
     ),
     batch_size: int = typer.Option(20_000, "--batch-size", help="Resources per atomic commit."),
+    workers: int = typer.Option(
+        1, "--workers", help="Processes mapping bundle files in parallel (self-contained bundles)."
+    ),
 ) -> None:
     """Map FHIR R4 resources to OMOP CDM rows (see docs/fhir-to-omop.md)."""
     from passerelle.ingest.service import exit_code, ingest_fhir
 
     bar, hook = _progress()
     with bar:
-        result = ingest_fhir(paths, _store(store), site, quarantine, batch_size, hook)
+        result = ingest_fhir(
+            paths, _store(store), site, quarantine, batch_size, hook, workers=workers
+        )
     _summary(result.to_dict(), report)
     raise typer.Exit(exit_code(result, strict))
 

@@ -45,6 +45,7 @@ class Context:
         self.notes: Counter = Counter()  # e.g. deceased without a date
         self.local: dict[str, tuple[str, str]] = {}  # fullUrl → (type, id) of the current bundle
         self.contained: dict[str, Any] = {}
+        self.added: list[int] | None = None  # ids registered since reset (worker processes)
 
     # -- ids -------------------------------------------------------------------------------
     def id(self, rtype: str, rid: str, part: int | str = "") -> int:
@@ -56,7 +57,10 @@ class Context:
         if not isinstance(rid, str):
             return
         if rtype in CHECKED_TYPES:
-            self.known.add(self.ids.id_for(rtype, rid))
+            sid = self.ids.id_for(rtype, rid)
+            if self.added is not None and sid not in self.known:
+                self.added.append(sid)
+            self.known.add(sid)
         for ident in res.get("identifier") or ():
             if isinstance(ident, dict) and isinstance(ident.get("value"), str):
                 value = ident["value"]

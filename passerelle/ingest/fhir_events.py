@@ -22,8 +22,22 @@ def _code(cc: Any) -> str | None:
     return None
 
 
-def _time(dt: Any) -> str | None:
-    return dt.strftime("%H:%M:%S") if dt is not None else None
+# Observation.value[x] (FHIR R4).
+VALUE_KEYS = frozenset(
+    [
+        "valueQuantity",
+        "valueCodeableConcept",
+        "valueString",
+        "valueBoolean",
+        "valueInteger",
+        "valueRange",
+        "valueRatio",
+        "valueSampledData",
+        "valueTime",
+        "valueDateTime",
+        "valuePeriod",
+    ]
+)
 
 
 class NoDate(Quarantine):
@@ -210,7 +224,7 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
         if provider:
             break
     comps = res.get("component") or ()
-    has_value = any(k.startswith("value") for k in res)
+    has_value = not VALUE_KEYS.isdisjoint(res)
     parts: list[tuple[int, dict[str, Any]]] = []
     if has_value or not comps:
         parts.append((0, res))
@@ -229,7 +243,6 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
                 measurement_concept_id=m.concept_id,
                 measurement_date=d,
                 measurement_datetime=t,
-                measurement_time=_time(t),
                 measurement_type_concept_id=C.EHR,
                 measurement_source_value=m.source_value,
                 measurement_source_concept_id=m.source_concept_id,

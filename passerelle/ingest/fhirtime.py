@@ -13,7 +13,20 @@ class BadDate(ValueError):
     """A value that is not a FHIR date or dateTime (its text is never put in a message)."""
 
 
+_CACHE: dict[str, tuple[date, datetime | None]] = {}
+
+
 def parse(value: object) -> tuple[date, datetime | None]:
+    hit = _CACHE.get(value) if isinstance(value, str) else None
+    if hit is None:
+        hit = _parse(value)
+        if len(_CACHE) >= 20_000:
+            _CACHE.clear()
+        _CACHE[value] = hit  # type: ignore[index]
+    return hit
+
+
+def _parse(value: object) -> tuple[date, datetime | None]:
     if not isinstance(value, str) or len(value) < 4:
         raise BadDate
     try:

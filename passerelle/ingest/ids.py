@@ -32,15 +32,24 @@ def check_site(site: str) -> str:
 class IdMaker:
     """Stable ids for one site: `id_for("Patient", "abc")`."""
 
-    __slots__ = ("_prefix",)
+    __slots__ = ("_cache", "_prefix")
+    CACHE_SIZE = 50_000  # recent ids (a patient's and an encounter's ids recur in a bundle)
 
     def __init__(self, site: str) -> None:
         self._prefix = f"{site}|".encode()
+        self._cache: dict[tuple[str, str, int | str], int] = {}
 
     def id_for(self, rtype: str, rid: str, part: int | str = "") -> int:
-        raw = self._prefix + f"{rtype}|{rid}|{part}".encode()
-        value = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") & _MASK
-        return value or 1
+        key = (rtype, rid, part)
+        value = self._cache.get(key)
+        if value is None:
+            raw = self._prefix + f"{rtype}|{rid}|{part}".encode()
+            value = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") & _MASK
+            value = value or 1
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
 
 
 def key_path(data_dir: Path, site: str) -> Path:

@@ -93,21 +93,28 @@ class IngestReport:
 class QuarantineFile:
     """Append-only NDJSON of rejected records: file, line, resourceType, reason."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, capture: bool = False) -> None:
         self.path = path
         self._fh = None
+        self.captured: list[dict[str, Any]] | None = [] if capture else None
 
     def write(
         self, file: str, line: int | None, rtype: str | None, reason: str, entry: int | None
     ) -> None:
+        rec = {"file": file, "line": line, "resourceType": rtype, "reason": reason}
+        if entry is not None:
+            rec["entry"] = entry
+        if self.captured is not None:
+            self.captured.append(rec)
+            return
+        self.write_record(rec)
+
+    def write_record(self, rec: dict[str, Any]) -> None:
         if self.path is None:
             return
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("ab")
-        rec = {"file": file, "line": line, "resourceType": rtype, "reason": reason}
-        if entry is not None:
-            rec["entry"] = entry
         self._fh.write(orjson.dumps(rec) + b"\n")
 
     def close(self) -> None:
@@ -125,10 +132,14 @@ class FhirIngest:
         quarantine: Path | None = None,
         batch_size: int = 20_000,
         progress: Progress | None = None,
+        workers: int = 1,
     ) -> None:
         self.store = store
+        self.site = site
+        self.pseudo = pseudo
         self.batch_size = batch_size
         self.progress = progress
+        self.workers = workers
         self.report = IngestReport(site=site)
         self.quarantine = QuarantineFile(quarantine)
         self.report.quarantine_file = str(quarantine) if quarantine else None
@@ -163,8 +174,13 @@ class FhirIngest:
             for f in ndjson:
                 if f.type_hint is None or f.type_hint in DIRECTORY_TYPES:
                     self._ndjson(f, first_pass=True)
-            for f in files:
-                if f.kind == "bundle":
+            bundles = [f for f in files if f.kind == "bundle"]
+            if self.workers > 1 and len(bundles) > 1:
+                from passerelle.ingest.parallel import ingest_bundles
+
+                ingest_bundles(self, bundles)
+            else:
+                for f in bundles:
                     self._bundle_file(f)
             for f in ndjson:
                 if (

@@ -44,16 +44,23 @@ _SIZES: dict[str, list[tuple[str, int]]] = {
 
 
 def to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """Arrow table of the columns that at least one row sets (the stores fill the others
+    with NULL), typed by the CDM declaration; text longer than its column is cut."""
     schema = _SCHEMAS.get(table)
     if schema is None:
         schema = _SCHEMAS[table] = arrow_schema(table)
+    present: set[str] = set()
+    for r in rows:
+        present.update(r)
     for col, size in _SIZES[table]:
-        for r in rows:
-            v = r.get(col)
-            if v is not None and len(v) > size:
-                r[col] = v[:size]
-    arrays = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema]
-    return pa.Table.from_arrays(arrays, schema=schema)
+        if col in present:
+            for r in rows:
+                v = r.get(col)
+                if v is not None and len(v) > size:
+                    r[col] = v[:size]
+    fields = [f for f in schema if f.name in present]
+    arrays = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in fields]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 class Batch:

@@ -25,13 +25,14 @@ def ingest_fhir(
     batch_size: int = 20_000,
     progress: Progress | None = None,
     settings: Settings | None = None,
+    workers: int = 1,
 ) -> IngestReport:
     settings = settings or get_settings()
     check_site(site)
     pseudo = Pseudonymiser(load_or_create_key(settings.data_dir, site))
     quarantine = quarantine or default_quarantine_path(settings, site)
     with open_store(store_url, settings) as store:
-        run = FhirIngest(store, site, pseudo, quarantine, batch_size, progress)
+        run = FhirIngest(store, site, pseudo, quarantine, batch_size, progress, workers)
         return run.run(paths)
 
 

@@ -97,3 +97,26 @@ def test_ids_depend_on_the_site(duckdb_store_url, settings, tmp_path, site):
     with open_store(duckdb_store_url, settings) as st:
         got = {r[0] for r in st.query("SELECT person_id FROM main.person").rows}
     assert IdMaker(site).id_for("Patient", "129c6ac7-8d06-89de-ad63-0204a93e76c3") in got
+
+
+def test_worker_processes_give_the_same_rows(tmp_path, settings):
+    files = sorted(shared("synthea-fhir-r4-smart", "bundles").glob("*.json.gz"))[:12]
+    sums = []
+    for workers in (1, 2):
+        url = f"duckdb:///{tmp_path / f'w{workers}.duckdb'}"
+        report = ingest_fhir(
+            files, url, "w", tmp_path / "q", batch_size=1500, settings=settings, workers=workers
+        )
+        assert report.quarantine_total == 0
+        with open_store(url, settings) as st:
+            sums.append(
+                (
+                    _counts(url, settings),
+                    st.query(
+                        "SELECT sum(measurement_id % 1000003), sum(person_id % 1000003)"
+                        " FROM main.measurement"
+                    ).rows,
+                    st.query("SELECT count(*) FROM main.care_site").rows,
+                )
+            )
+    assert sums[0] == sums[1]
