@@ -29,6 +29,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -60,13 +61,16 @@ class Scope(StrEnum):
 
 class BudgetSpend(Base):
     __tablename__ = "privacy_budget_spend"
+    __table_args__ = (
+        Index("ix_privacy_budget_spend_scope_subject_period", "scope", "subject", "period"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    scope: Mapped[str] = mapped_column(String(16), index=True)
-    subject: Mapped[str] = mapped_column(String(200), index=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
     period: Mapped[str] = mapped_column(String(16))  # "2026-11", "2026-W48", ..., "all"
     epsilon: Mapped[float] = mapped_column(Float)
-    delta: Mapped[float] = mapped_column(Float, default=0.0)
+    delta: Mapped[float] = mapped_column(Float)
     query_hash: Mapped[str] = mapped_column(String(64))
     policy: Mapped[str] = mapped_column(String(140))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -74,7 +78,14 @@ class BudgetSpend(Base):
 
 class NoisyAnswer(Base):
     __tablename__ = "privacy_noisy_answer"
-    __table_args__ = (UniqueConstraint("scope", "subject", "query_hash"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "scope",
+            "subject",
+            "query_hash",
+            name="uq_privacy_noisy_answer_scope_subject_query_hash",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     scope: Mapped[str] = mapped_column(String(16))
@@ -88,6 +99,53 @@ class NoisyAnswer(Base):
 def create_ledger_tables(engine: Engine) -> None:
     """Create the ledger's tables on `engine` if they are absent (tests, embedded default)."""
     metadata.create_all(engine)
+
+
+def alembic_upgrade(op: Any) -> None:
+    """The ledger's tables as Alembic operations, for the app database's migrations:
+    ``from passerelle.privacy.ledger import alembic_upgrade`` then ``alembic_upgrade(op)`` in a
+    revision's ``upgrade()`` (and `alembic_downgrade(op)` in ``downgrade()``)."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        "privacy_budget_spend",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("period", sa.String(16), nullable=False),
+        sa.Column("epsilon", sa.Float(), nullable=False),
+        sa.Column("delta", sa.Float(), nullable=False),
+        sa.Column("query_hash", sa.String(64), nullable=False),
+        sa.Column("policy", sa.String(140), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index(
+        "ix_privacy_budget_spend_scope_subject_period",
+        "privacy_budget_spend",
+        ["scope", "subject", "period"],
+    )
+    op.create_table(
+        "privacy_noisy_answer",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("subject", sa.String(200), nullable=False),
+        sa.Column("query_hash", sa.String(64), nullable=False),
+        sa.Column("answer", sa.Text(), nullable=False),
+        sa.Column("epsilon", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint(
+            "scope",
+            "subject",
+            "query_hash",
+            name="uq_privacy_noisy_answer_scope_subject_query_hash",
+        ),
+    )
+
+
+def alembic_downgrade(op: Any) -> None:
+    op.drop_table("privacy_noisy_answer")
+    op.drop_index("ix_privacy_budget_spend_scope_subject_period", "privacy_budget_spend")
+    op.drop_table("privacy_budget_spend")
 
 
 class BudgetExhausted(UserError):

@@ -121,3 +121,21 @@ def test_dp_mode_off_refused(engine):
     ledger = BudgetLedger(engine, policy(mode="off"))
     with pytest.raises(DPNotAllowed):
         ledger.project_study("p", {"s": 1}, result())
+
+
+def test_alembic_operations_match_the_model(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from passerelle.privacy.ledger import alembic_downgrade, alembic_upgrade, metadata
+
+    eng = create_engine(f"sqlite:///{tmp_path / 'migrated.sqlite'}")
+    with eng.begin() as conn:
+        ctx = MigrationContext.configure(conn)
+        alembic_upgrade(Operations(ctx))
+        assert compare_metadata(ctx, metadata) == []
+        alembic_downgrade(Operations(ctx))
+        assert not {"privacy_budget_spend", "privacy_noisy_answer"} & set(
+            inspect(conn).get_table_names()
+        )
