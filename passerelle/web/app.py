@@ -14,7 +14,7 @@ from passerelle.access.context import Context
 from passerelle.access.db import Database
 from passerelle.access.mail import Mailer
 from passerelle.config import Settings, get_settings
-from passerelle.web import errors
+from passerelle.web import errors, pages
 from passerelle.web.deps import Services
 from passerelle.web.routers import accounts, audit, catalog, oidc, requests
 
@@ -58,4 +58,5 @@ def create_app(
     errors.install(app)
     for module in (accounts, oidc, catalog, requests, audit):
         app.include_router(module.router, prefix=API_PREFIX)
+    pages.install(app)  # the HTML pages and their static files (passerelle/web/pages)
     return app
