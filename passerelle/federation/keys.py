@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -43,7 +44,7 @@ class PublicKey:
     name: str
     key: Ed25519PublicKey
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.key)
 

@@ -114,7 +114,7 @@ def launch(
     return Proc(name, port, proc, log)
 
 
-def wait_ready(p: Proc, health: str, seconds: float = 90) -> Proc:
+def wait_ready(p: Proc, health: str, seconds: float = 240) -> Proc:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if p.proc.poll() is not None:
