@@ -201,32 +201,40 @@ class FhirIngest:
         return r
 
     def _ndjson(self, f: SourceFile, first_pass: bool) -> None:
+        """One pass over an NDJSON file.
+
+        A file named for a directory type other than Device (Patient.000.ndjson) is read
+        once, in the first pass, and everything in it is handled then. A mixed file or a
+        Device file is read twice: directory resources in the first pass, the rest (and the
+        rejects) in the second. Other files are read in the second pass only.
+        """
         ctx = self.ctx
         ctx.local = {}
+        single = f.type_hint in DIRECTORY_TYPES and f.type_hint != "Device"
+        rejects = single or not first_pass
         for lineno, raw in iter_lines(f.path):
             try:
                 res = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                if first_pass or f.type_hint not in DIRECTORY_TYPES:
+                if rejects:
                     self._reject(f.name, lineno, None, "broken JSON line", None)
                 continue
             if not isinstance(res, dict):
-                if not first_pass:
+                if rejects:
                     self._reject(f.name, lineno, None, "line is not a JSON object", None)
                 continue
             rtype = res.get("resourceType")
-            if rtype == "Bundle":
-                if not first_pass:
-                    self._bundle(f.name, res, lineno)
-                continue
             directory = rtype in DIRECTORY_TYPES
-            if first_pass:
-                if directory:
-                    self._one(f.name, lineno, None, res, first_pass=True)
+            if first_pass and directory:
+                self._one(f.name, lineno, None, res, first_pass=True)
+                if not (single and rtype == "Device"):
+                    continue
+            if first_pass and not single:
                 continue
-            if directory and rtype != "Device":
-                continue
-            self._one(f.name, lineno, None, res, first_pass=False)
+            if rtype == "Bundle":
+                self._bundle(f.name, res, lineno)
+            elif not directory or rtype == "Device":
+                self._one(f.name, lineno, None, res, first_pass=False)
 
     def _bundle_file(self, f: SourceFile) -> None:
         try:

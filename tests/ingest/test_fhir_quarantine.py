@@ -85,3 +85,30 @@ def test_cli_ingest_fhir_writes_a_report(duckdb_store_url, tmp_path, monkeypatch
     assert data["by_resource_type"]["Patient"]["loaded"] == 13
     assert data["rows_per_table"]["person"] == 13
     assert data["vocabulary_loaded"] is False
+
+
+def test_broken_lines_in_directory_and_mixed_files_are_quarantined_once(
+    duckdb_store_url, settings, tmp_path
+):
+    src = shared("synthea-bulk-ndjson-10", "ndjson")
+    with gzip.open(src / "Patient.000.ndjson.gz") as fh:
+        patients = fh.read().splitlines()
+    with gzip.open(src / "Condition.000.ndjson.gz") as fh:
+        conditions = fh.read().splitlines()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "Patient.000.ndjson").write_bytes(b"\n".join([patients[0], b"{broken", b"[1]"]))
+    # a mixed file (its name names no type): a patient, its condition, a broken line
+    cond = next(c for c in conditions if patients[0].split(b'"id":"')[1][:36] in c)
+    mixed = [patients[1], b'{"resourceType": "Nope"}', cond, b"{broken"]
+    (folder / "export.ndjson").write_bytes(b"\n".join(mixed))
+    q = tmp_path / "q.ndjson"
+    report = ingest_fhir([folder], duckdb_store_url, "s", q, settings=settings)
+    records = sorted((r["file"], r["line"]) for r in map(orjson.loads, q.read_bytes().splitlines()))
+    assert records == [
+        ("Patient.000.ndjson", 2),
+        ("Patient.000.ndjson", 3),
+        ("export.ndjson", 2),
+        ("export.ndjson", 4),
+    ]
+    assert report.loaded["Patient"] == 2 and report.loaded["Condition"] == 1
