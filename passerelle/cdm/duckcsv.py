@@ -77,6 +77,11 @@ def new_rejects_name() -> str:
 def collect_rejects(
     con: duckdb.DuckDBPyConnection, plan: CsvFile, rejects: str
 ) -> tuple[int, list[RowError]]:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"{rejects}_errors"]
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0, []
     total = con.execute(f"SELECT count(*) FROM {rejects}_errors").fetchone()[0]  # type: ignore[index]
     rows = con.execute(
         f"SELECT line, column_name, error_type FROM {rejects}_errors "
@@ -117,7 +122,9 @@ def diagnose(plan: CsvFile, limit: int = MAX_REPORTED_ERRORS) -> tuple[int, list
     try:
         rejects = new_rejects_name()
         try:
-            con.execute(f"SELECT count(*) FROM ({read_csv_sql(plan, rejects)})").fetchone()
+            # Every column must be parsed for its rejects to be recorded: a count(*) would be
+            # answered without converting a single value.
+            con.execute(f"COPY ({read_csv_sql(plan, rejects)}) TO '/dev/null' (FORMAT csv)")
         except duckdb.Error as exc:
             return 1, [reader_failure(plan, exc)]
         total, errors = collect_rejects(con, plan, rejects)
