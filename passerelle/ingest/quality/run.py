@@ -341,11 +341,13 @@ class Runner:
             vocab = "COALESCE(c.vocabulary_id, 'unknown')"
             join = f"LEFT JOIN {self.q('concept')} c ON c.concept_id = x.{ev.source_concept}"
         else:
-            vocab, join = "'unknown'", ""
+            vocab, join = None, ""
+        # PostgreSQL refuses GROUP BY a constant: without a vocabulary there is one group.
+        group = f" GROUP BY {vocab} ORDER BY 1" if vocab else ""
         rows = self.store.query(
-            f"SELECT {vocab} AS v, count(*), sum({mapped}), count(DISTINCT {sv}), "
-            f"count(DISTINCT CASE WHEN x.{ev.concept} <> 0 THEN {sv} END) "
-            f"FROM {t} x {join} GROUP BY {vocab} ORDER BY 1"
+            f"SELECT {vocab or repr('unknown')} AS v, count(*), sum({mapped}), "
+            f"count(DISTINCT {sv}), count(DISTINCT CASE WHEN x.{ev.concept} <> 0 THEN {sv} END) "
+            f"FROM {t} x {join}{group}"
         ).rows
         for v, n, nm, codes, codes_m in rows:
             n, nm, codes, codes_m = int(n), int(nm or 0), int(codes or 0), int(codes_m or 0)
