@@ -293,7 +293,7 @@ def _round_and_recompute(state: _State, lines: list[_Line], policy: Policy) -> N
     for line in lines:
         if line.total is None or not line.cells or state.suppressed(line.total):
             continue
-        if any(state.suppressed(c) for c in line.cells):
+        if any(state.suppressed(c) or state.value(c) is None for c in line.cells):
             continue
         current = best.get(line.total)
         if current is None or _dim_count(state, line.cells[0]) < _dim_count(
@@ -349,6 +349,9 @@ def protect(
     if policy is None:
         return StudyResult(result.study, result.engine, tables, policy=NO_POLICY_LABEL)
     state = _State(tables, [[list(r) for r in t.rows] for t in tables])
+    for ti, t in enumerate(tables):  # flags of an already protected result are kept
+        for (ri, name), f in t.flags.items():
+            state.flags[(ti, ri, name)].update(f)
     for cell in list(_count_cells(state)):
         value = state.value(cell)
         if noise is not None and isinstance(value, int | float):
@@ -357,7 +360,8 @@ def protect(
                 sensitivity *= max(1, len(tables[cell[0]].rows))
             state.set(cell, max(0, int(noise(int(value), sensitivity))))
             state.flags[cell].add(rules.NOISY)
-        if rules.below_threshold(state.value(cell), policy.min_cell):
+        released_before = rules.ROUNDED in state.flags.get(cell, ())  # checked before rounding
+        if not released_before and rules.below_threshold(state.value(cell), policy.min_cell):
             state.suppress(cell, rules.PRIMARY)
     lines = _lines(state)
     if policy.complementary_suppression:
