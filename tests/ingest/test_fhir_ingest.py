@@ -121,3 +121,29 @@ def test_worker_processes_give_the_same_rows(tmp_path, settings):
                 )
             )
     assert sums[0] == sums[1]
+
+
+def test_a_corrected_resource_replaces_its_rows(duckdb_store_url, settings, tmp_path):
+    import gzip
+
+    import orjson
+
+    src = shared("synthea-bulk-ndjson-10", "ndjson")
+    with gzip.open(src / "Patient.000.ndjson.gz") as fh:
+        (tmp_path / "Patient.000.ndjson").write_bytes(fh.read())
+    with gzip.open(src / "Condition.000.ndjson.gz") as fh:
+        lines = fh.read().splitlines()
+    first = orjson.loads(lines[0])
+    first.pop("encounter", None)
+    cond = tmp_path / "Condition.000.ndjson"
+    cond.write_bytes(orjson.dumps(first) + b"\n")
+    ingest_fhir([tmp_path], duckdb_store_url, "c", tmp_path / "q1", settings=settings)
+    first["code"]["coding"][0]["code"] = "999999"
+    first["onsetDateTime"] = "2001-02-03T04:05:06Z"
+    cond.write_bytes(orjson.dumps(first) + b"\n")
+    ingest_fhir([tmp_path], duckdb_store_url, "c", tmp_path / "q2", settings=settings)
+    with open_store(duckdb_store_url, settings) as st:
+        rows = st.query(
+            "SELECT condition_source_value, condition_start_date FROM main.condition_occurrence"
+        ).rows
+    assert [(r[0], str(r[1])) for r in rows] == [("999999", "2001-02-03")]
