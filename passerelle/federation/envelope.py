@@ -24,6 +24,7 @@ from passerelle.federation.errors import BadSignature, Refused
 from passerelle.federation.keys import KeyPair, TrustList
 
 KINDS = ("study", "feasibility")
+MODES = ("exact", "dp")
 
 
 def _default(value: Any) -> Any:
@@ -80,6 +81,7 @@ class Envelope:
     issued_at: str
     expires_at: str
     hub_key_id: str
+    mode: str = "exact"  # exact | dp (differentially private release, per the node's policy)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +91,7 @@ class Envelope:
         if not isinstance(data, dict):
             raise Refused("envelope must be a JSON object", code="malformed", status=400)
         names = set(cls.__dataclass_fields__)
-        missing = sorted(names - set(data))
+        missing = sorted(names - set(data) - {"mode"})
         extra = sorted(set(data) - names)
         if missing or extra:
             raise Refused(
@@ -102,6 +104,8 @@ class Envelope:
                 )
         if not isinstance(data["study"], dict):
             raise Refused("envelope field study must be an object", code="malformed", status=400)
+        if data.get("mode", "exact") not in MODES:
+            raise Refused(f"envelope mode must be one of {MODES}", code="malformed", status=400)
         if data["kind"] not in KINDS:
             raise Refused(f"envelope kind must be one of {KINDS}", code="malformed", status=400)
         return cls(**data)
@@ -123,6 +127,7 @@ def new_envelope(
     request_id: str = "",
     purpose: str = "",
     output_type: str = "aggregates",
+    mode: str = "exact",
     ttl_seconds: int = 300,
     now: dt.datetime | None = None,
 ) -> Envelope:
@@ -139,6 +144,7 @@ def new_envelope(
         issued_at=iso(now),
         expires_at=iso(now + dt.timedelta(seconds=ttl_seconds)),
         hub_key_id=hub.key_id,
+        mode=mode,
     )
 
 

@@ -68,11 +68,10 @@ class LedgerFeasibility:
         dpp = self.policy.dp
         release = dp_mod.release_for(dpp.mechanism, answer.epsilon, 1, dpp.delta)
         # discrete Laplace with scale b has sd ~ b*sqrt(2); the discrete Gaussian's scale is its sd
-        sd = release.scale * (
-            math.sqrt(2) if str(dpp.mechanism) in ("laplace", "Mechanism.laplace") else 1.0
-        )
+        mechanism = str(getattr(dpp.mechanism, "value", dpp.mechanism))
+        sd = release.scale * (math.sqrt(2) if mechanism == "laplace" else 1.0)
         dp = {
-            "mechanism": str(getattr(dpp.mechanism, "value", dpp.mechanism)),
+            "mechanism": mechanism,
             "epsilon": answer.epsilon,
             "scale": release.scale,
             "per_cell_sd": sd,
@@ -125,3 +124,49 @@ def feasibility_for(disclosure: Disclosure, epsilon: float, engine: Any) -> Feas
             ledger_mod.BudgetLedger(engine, disclosure.policy), disclosure.policy
         )
     return InterimLaplace(epsilon)
+
+
+@dataclass
+class ProjectDP:
+    """DP mode for approved projects: the privacy ledger's `project_study` (a budget per
+    project across all its studies, the same answer to a repeated study)."""
+
+    ledger: Any
+    policy: Any
+
+    def mode_of(self, env: Envelope) -> str:
+        mode = str(getattr(self.policy.dp.mode, "value", self.policy.dp.mode))
+        if mode == "required":
+            return "dp"
+        if env.mode == "dp" and mode != "allowed":
+            raise Refused("this node's policy does not allow DP mode", code="dp_not_allowed")
+        return env.mode
+
+    def release(self, env: Envelope, raw: StudyResult) -> tuple[StudyResult, dict[str, Any]]:
+        dp_mod = importlib.import_module("passerelle.privacy.dp")
+        try:
+            released = self.ledger.project_study(env.project_id, env.study, raw)
+        except PasserelleError as exc:
+            code = "budget_exhausted" if "budget" in str(exc) else "dp_not_allowed"
+            raise Refused(str(exc), code=code, status=403) from None
+        dpp = self.policy.dp
+        parts = max(1, sum(1 for t in raw.tables for c in t.columns if c.kind == "count"))
+        per_cell = dpp.study_epsilon / parts
+        release = dp_mod.release_for(dpp.mechanism, per_cell, 1, dpp.delta)
+        mechanism = str(getattr(dpp.mechanism, "value", dpp.mechanism))
+        sd = release.scale * (math.sqrt(2) if mechanism == "laplace" else 1.0)
+        return released, {
+            "mechanism": mechanism,
+            "epsilon": dpp.study_epsilon,
+            "epsilon_per_cell": per_cell,
+            "scale": release.scale,
+            "per_cell_sd": sd,
+            "note": "per-person counts; entry counts have sensitivity max_entries_per_person",
+            "source": "passerelle.privacy.ledger",
+        }
+
+
+def project_dp_for(disclosure: Disclosure, feasibility: Feasibility) -> ProjectDP | None:
+    if isinstance(feasibility, LedgerFeasibility):
+        return ProjectDP(feasibility.ledger, disclosure.policy)
+    return None

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -242,7 +242,7 @@ class HubService:
             "merged": {"sites": [a.site for a in ok], "tables": [m.to_dict() for m in merged]},
             "elapsed_seconds": round(time.perf_counter() - started, 6),
         }
-        if kind == "feasibility" and ok:
+        if any((a.payload or {}).get("dp") for a in ok):
             sds = [((a.payload or {}).get("dp") or {}).get("per_cell_sd") for a in ok]
             out["dp"] = {
                 "per_site": {a.site: (a.payload or {}).get("dp") for a in ok},
@@ -259,9 +259,11 @@ class HubService:
         purpose: str,
         request_id: str = "",
         output_type: str = "aggregates",
+        mode: str = "exact",
         sites: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         fields = {
+            "mode": mode,
             "study": study,
             "project_id": project_id,
             "request_id": request_id,
@@ -313,6 +315,7 @@ class StudyRequest(BaseModel):
     purpose: str = Field(min_length=1, max_length=60)
     request_id: str = Field("", max_length=120)
     output_type: str = Field("aggregates", max_length=60)
+    mode: Literal["exact", "dp"] = Field("exact", description="dp: differentially private release.")
     sites: list[str] | None = Field(
         None, description="Nodes to ask (default: those that approved)."
     )
@@ -374,6 +377,7 @@ def create_hub_app(service: HubService) -> FastAPI:
             purpose=req.purpose,
             request_id=req.request_id,
             output_type=req.output_type,
+            mode=req.mode,
             sites=req.sites,
         )
         return Response(canonical(out), media_type="application/json")

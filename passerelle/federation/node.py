@@ -30,7 +30,12 @@ from passerelle.cdm.stores.base import Store
 from passerelle.federation.config import NodeConfig
 from passerelle.federation.envelope import Envelope, canonical, sign_result, utcnow, verify_envelope
 from passerelle.federation.errors import Refused
-from passerelle.federation.feasibility import Feasibility, feasibility_for, feasibility_spec
+from passerelle.federation.feasibility import (
+    Feasibility,
+    feasibility_for,
+    feasibility_spec,
+    project_dp_for,
+)
 from passerelle.federation.register import NodeRegister
 from passerelle.federation.study import (
     Disclosure,
@@ -73,6 +78,7 @@ class NodeService:
         self.feasibility = feasibility or feasibility_for(
             self.disclosure, config.feasibility_epsilon, self.register.engine
         )
+        self.project_dp = project_dp_for(self.disclosure, self.feasibility)
         self.clock = clock
         self._store: Store | None = None
         self._lock = threading.Lock()
@@ -205,9 +211,14 @@ class NodeService:
             model = self.language.parse(env.study)
             raw, study_seconds = self._execute(model)
             started = time.perf_counter()
-            released = self.disclosure.protect(
-                raw, self.disclosure.policy
-            )  # always, before leaving
+            # The node's policy, always, before anything leaves: exact (suppression and
+            # rounding) or, in DP mode, noise charged to the project's budget, then the same rules.
+            if self.project_dp is not None and self.project_dp.mode_of(env) == "dp":
+                released, dp = self.project_dp.release(env, raw)
+            elif env.mode == "dp":
+                raise Refused("this node cannot release in DP mode", code="dp_not_allowed")
+            else:
+                released = self.disclosure.protect(raw, self.disclosure.policy)
         else:
             model = self.language.parse(feasibility_spec(env.study))
             timing = {"study": 0.0}

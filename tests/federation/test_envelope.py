@@ -111,3 +111,18 @@ def test_key_files(tmp_path):
         KeyPair.load(private)
     with pytest.raises(KeyFileError):
         load_public("x", inline="AAAA")
+
+
+def test_envelope_mode_defaults_to_exact_and_is_checked():
+    hub = KeyPair.generate("hub")
+    trust = TrustList([hub.public])
+    signed = sign_envelope(hub, make(hub))
+    assert verify_envelope(signed, trust)[0].mode == "exact"
+    body = {**signed["envelope"], "mode": "bogus"}
+    forged = sign_envelope(hub, make(hub))
+    forged["envelope"] = body
+    from passerelle.federation.envelope import b64
+
+    forged["signature"] = b64(hub.sign(canonical(body)))
+    with pytest.raises(Refused, match="mode"):
+        verify_envelope(forged, trust)

@@ -482,3 +482,15 @@ def tampering_proxy(target):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_dp_mode_states_the_combined_noise(cluster):
+    out = run(cluster, mode="dp", request_id="r-dp")
+    assert not out["partial"], out["missing"]
+    assert all(s["dp"]["mechanism"] and s["dp"]["per_cell_sd"] > 0 for s in out["sites"])
+    persons = next(t for t in out["merged"]["tables"] if t["name"] == "persons")
+    noisy = [c for c in persons["cells"] if c.get("noisy")]
+    assert len(noisy) == 2 and all(c["sd"] > 0 for c in noisy)
+    assert out["dp"]["combined_per_cell_sd"] > 0
+    again = run(cluster, mode="dp", request_id="r-dp2")  # same study: the same noisy answer
+    assert [s["result"] for s in again["sites"]] == [s["result"] for s in out["sites"]]
