@@ -73,6 +73,9 @@ HBA1C, BODY_WEIGHT, SYSTOLIC_BP, DIASTOLIC_BP, BMI = 3004410, 3025315, 3004249, 
 COLONOSCOPY, ECG, PCI, TRANSFUSION, CHEST_XRAY = 4249893, 4163951, 4216130, 4108705, 4163872
 SMOKES_DAILY, OBESITY = 42709996, 4060985
 
+# -- vaccines (CVX, standard in the Drug domain), for the FHIR Immunization resources ----------
+FLU_VACCINE, PNEUMO_VACCINE = 40213154, 40213201
+
 CLINICAL: tuple[Concept, ...] = (
     _c(
         NO_MATCH,
@@ -304,6 +307,24 @@ CLINICAL: tuple[Concept, ...] = (
         "Clinical Finding",
         "162864005",
     ),
+    _c(
+        FLU_VACCINE,
+        "Influenza, seasonal, injectable, preservative free",
+        "Drug",
+        "CVX",
+        "CVX",
+        "140",
+        valid_start=date(2011, 11, 4),
+    ),
+    _c(
+        PNEUMO_VACCINE,
+        "pneumococcal polysaccharide vaccine, 23 valent",
+        "Drug",
+        "CVX",
+        "CVX",
+        "33",
+        valid_start=date(2008, 12, 1),
+    ),
     _c(CDM_V54, "OMOP CDM Version 5.4.0", "Metadata", "CDM", "CDM", "CDM v5.4.0", standard=False),
 )
 
@@ -358,6 +379,7 @@ DOMAINS: tuple[tuple[str, int], ...] = (
 VOCABULARIES: tuple[tuple[str, str, int], ...] = (
     ("CDM", "OMOP Common DataModel", 32485),
     ("Concept Class", "OMOP Concept Class", 44819233),
+    ("CVX", "CDC Vaccine Administered CVX (NCIRD)", 581400),
     ("Domain", "OMOP Domain", 44819147),
     ("Ethnicity", "OMOP Ethnicity", 44819134),
     ("Gender", "OMOP Gender", 44819108),
