@@ -1,0 +1,515 @@
+"""Compiling a cohort: events -> entries -> per-step flags -> exits and eras.
+
+The CTEs, in order (each one's columns are the compiler's own names):
+
+- ``entry_events``: every row matching an entry event (one SELECT per CDM table, events of one
+  table OR-ed so a row matching two events is one entry), with the ordering key of
+  `model.Occurrence` (start date, domain rank, event id, concept id);
+- ``exposure`` / ``exposure_eras`` (exposure exit only): exposure eras over all entry events;
+- ``entries``: a per-person entry number (1 = the first / last entry for those occurrences);
+- ``candidates``: the entries after ``occurrence``, joined to ``person`` (age, sex, ...);
+- ``entered`` / ``observed`` (when a rule needs it): the observation period containing each
+  index (earliest start, then latest end), as op_start / op_end of the candidates;
+- ``crit_N``: per entry, how many events of leaf criterion N start in its window;
+- ``flagged``: candidates with one 0/1 flag per attrition step (`model.attrition_steps`);
+- ``cohort``: the entries passing every step; then ``exits`` / ``collapse_*`` for cohorts
+  with an exit, collapsed into eras; the last one is always ``cohort_entries``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlglot import exp
+
+from passerelle.query import model as m
+from passerelle.query.compiler import sql as q
+from passerelle.query.compiler.ctes import Ctes
+
+# Domains ordered as their names sort (the reference engine compares the names).
+DOMAIN_RANK = {d: i for i, d in enumerate(sorted(m.Domain, key=lambda d: d.value))}
+KEY_COLUMNS = ("start_date", "domain_rank", "event_id", "concept_id")
+FINAL = "cohort_entries"
+
+
+def key_order(alias: str | None = None, desc: bool = False) -> list[exp.Ordered]:
+    """The occurrence ordering key; NULL ids sort last ascending (first descending)."""
+    return [q.ordered(q.col(c, alias), desc=desc, nulls_first=desc) for c in KEY_COLUMNS]
+
+
+def needs_period(study: m.Study) -> bool:
+    """Whether entries need the observation period containing their index."""
+    if study.cohort.observation is not None:
+        return True
+
+    def observed(c: m.Criterion) -> bool:
+        if isinstance(c, (m.Require, m.Exclude)):
+            return c.window.observed
+        return any(observed(x) for x in c.criteria)
+
+    if any(observed(c) for c in study.cohort.criteria):
+        return True
+    return any(getattr(getattr(a, "window", None), "observed", False) for a in study.analyses)
+
+
+class CohortCompiler:
+    """Mixin of the base compiler: the cohort CTEs. Relies on the dialect methods
+    (`date_add`, `day_diff`, `year`, ...) and `table` of the base class."""
+
+    # -- provided by BaseCompiler ------------------------------------------------------------
+    def table(self, name: str, alias: str) -> exp.Table:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def date_add(self, d: exp.Expression, days: int) -> exp.Expression:  # pragma: no cover
+        raise NotImplementedError
+
+    def year(self, d: exp.Expression) -> exp.Expression:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- events ------------------------------------------------------------------------------
+    def descendants(self, ids: tuple[int, ...]) -> exp.Select:
+        return (
+            q.select(q.col("descendant_concept_id", "ca"))
+            .from_(self.table(m.CONCEPT_ANCESTOR_TABLE, "ca"))
+            .where(q.in_list(q.col("ancestor_concept_id", "ca"), ids))
+        )
+
+    def concept_match(self, cs: m.ConceptSet, info: m.DomainTable, t: str) -> exp.Expression:
+        concept = q.col(info.concept_column, t)
+        std = None
+        include = set(cs.concepts) | set(cs.exact)
+        if include:
+            parts = [q.in_list(concept, include)]
+            if cs.descendants and cs.concepts:
+                parts.append(q.in_query(concept, self.descendants(cs.concepts)))
+            std = q.or_(*parts)
+            excluded = set(cs.exclude) | set(cs.exclude_exact)
+            if excluded:
+                out = [q.in_list(concept, excluded)]
+                if cs.descendants and cs.exclude:
+                    out.append(q.in_query(concept, self.descendants(cs.exclude)))
+                std = q.and_(std, exp.Not(this=exp.Paren(this=q.or_(*out))))
+        src = None
+        if cs.source_concepts and info.source_concept_column:
+            src = q.in_list(q.col(info.source_concept_column, t), cs.source_concepts)
+        return q.or_(std, src)
+
+    def event_match(self, e: m.Event, t: str) -> exp.Expression:
+        info = e.table
+        start = q.col(info.start_column, t)
+        conds: list[exp.Expression] = []
+        if e.concepts is not None:
+            conds.append(exp.Paren(this=self.concept_match(e.concepts, info, t)))
+        if e.dates is not None:
+            if e.dates.start is not None:
+                conds.append(start >= q.date_lit(e.dates.start))
+            if e.dates.end is not None:
+                conds.append(start <= q.date_lit(e.dates.end))
+        if e.value is not None:
+            value = q.col(str(info.value_column), t)
+            conds.append(exp.Not(this=exp.Is(this=value, expression=exp.Null())))
+            if e.value.min is not None:
+                conds.append(value >= q.num(e.value.min))
+            if e.value.max is not None:
+                conds.append(value <= q.num(e.value.max))
+        if e.unit:
+            conds.append(q.in_list(q.col(str(info.unit_column), t), e.unit))
+        if e.value_concepts:
+            conds.append(q.in_list(q.col(str(info.value_concept_column), t), e.value_concepts))
+        if e.visit_type:
+            visits = (
+                q.select(q.col("visit_occurrence_id", "vt"))
+                .from_(self.table(m.VISIT_TABLE, "vt"))
+                .where(q.in_list(q.col("visit_concept_id", "vt"), e.visit_type))
+            )
+            conds.append(q.in_query(q.col(str(info.visit_column), t), visits))
+        return exp.Paren(this=q.and_(*conds)) if conds else exp.true()
+
+    def event_select(
+        self, domain: m.Domain, events: list[m.Event], extras: tuple[str, ...] = ()
+    ) -> exp.Select:
+        """Rows of one domain's table matching any of `events` (all of that domain)."""
+        info = m.DOMAINS[domain]
+        t = "t"
+        start = q.col(info.start_column, t)
+        end = (
+            exp.Coalesce(this=q.col(info.end_column, t), expressions=[start.copy()])
+            if info.end_column
+            else start.copy()
+        )
+        cols = [
+            q.alias(q.col("person_id", t), "person_id"),
+            q.alias(start, "start_date"),
+            q.alias(end, "end_date"),
+            q.alias(q.num(DOMAIN_RANK[domain]), "domain_rank"),
+            q.alias(q.col(info.id_column or "person_id", t), "event_id"),
+            q.alias(q.col(info.concept_column, t), "concept_id"),
+            q.alias(
+                q.col(info.visit_column, t) if info.visit_column else q.null(q.BIGINT), "visit_id"
+            ),
+            q.alias(
+                q.col(info.value_column, t) if info.value_column else q.null(q.DOUBLE), "value_num"
+            ),
+            *[q.alias(q.col(x, t), f"x_{x}") for x in extras],
+        ]
+        match = q.or_(*[self.event_match(e, t) for e in events])
+        return (
+            q.select(*cols)
+            .from_(self.table(info.table, t))
+            .where(
+                q.and_(
+                    exp.Not(this=exp.Is(this=q.col("person_id", t), expression=exp.Null())),
+                    exp.Not(this=exp.Is(this=start.copy(), expression=exp.Null())),
+                    match,
+                )
+            )
+        )
+
+    def event_cte(self, ctes: Ctes, e: m.Event) -> str:
+        return ctes.once(("event", e), "ev", lambda: self.event_select(e.domain, [e]))
+
+    # -- cohort ------------------------------------------------------------------------------
+    def entry_extras(self, study: m.Study) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Concept columns the analyses break down by: (of the entry event, of the person)."""
+        entry: list[str] = []
+        person: list[str] = []
+        for a in study.analyses:
+            for d in getattr(a, "by", ()):
+                if d.kind is m.DimensionKind.CONCEPT_COLUMN:
+                    target = entry if d.source is m.ColumnSource.ENTRY else person
+                    if d.column not in target:
+                        target.append(str(d.column))
+        return tuple(entry), tuple(person)
+
+    def cohort(self, ctes: Ctes, study: m.Study, flagged: bool = False) -> list[exp.Expression]:
+        """Add the cohort CTEs up to ``cohort_entries``; or, with `flagged`, up to ``flagged``
+        and return its flag columns (one per attrition step after ``entry``)."""
+        cohort = study.cohort
+        extras, person_extras = self.entry_extras(study)
+        by_domain: dict[m.Domain, list[m.Event]] = {}
+        for e in cohort.entry.events:
+            by_domain.setdefault(e.domain, []).append(e)
+        parts = [self.event_select(d, evs, extras) for d, evs in by_domain.items()]
+        union: exp.Query = parts[0]
+        for p in parts[1:]:
+            union = exp.union(union, p, distinct=False)
+        ctes.add("entry_events", union)
+
+        source = "entry_events"
+        exit_ = cohort.exit
+        if exit_ is not None and exit_.kind is m.ExitKind.EXPOSURE:
+            source = self.exposure_eras(ctes, exit_.gap_days)
+        occ = cohort.entry.occurrence
+        entry_cols: list[exp.Expression] = [
+            exp.Star(),
+            q.alias(
+                q.window(
+                    exp.RowNumber(),
+                    [q.col("person_id")],
+                    key_order(desc=occ is m.Occurrence.LAST),
+                ),
+                "entry_no",
+            ),
+        ]
+        if source != "entry_events":
+            entry_cols.append(
+                q.alias(
+                    q.window(
+                        exp.Max(this=q.col("end_date")), [q.col("person_id"), q.col("era_no")]
+                    ),
+                    "era_end",
+                )
+            )
+        ctes.add("entries", q.select(*entry_cols).from_(source))
+
+        e, p = "e", "p"
+        cand_cols = [
+            q.alias(q.col("person_id", e), "person_id"),
+            q.alias(q.col("entry_no", e), "entry_no"),
+            q.alias(q.col("start_date", e), "index_date"),
+            *[q.alias(q.col(c, e), c) for c in KEY_COLUMNS[1:]],
+            q.alias(q.col("visit_id", e), "visit_id"),
+            q.alias(q.col("end_date", e), "event_end"),
+            *[q.alias(q.col(f"x_{x}", e), f"x_{x}") for x in extras],
+            q.alias(q.col("gender_concept_id", p), "gender_concept_id"),
+            q.alias(q.col("year_of_birth", p), "year_of_birth"),
+            q.alias(self.year(q.col("start_date", e)) - q.col("year_of_birth", p), "age"),
+            *[q.alias(q.col(x, p), f"p_{x}") for x in person_extras],
+        ]
+        if source != "entry_events":
+            cand_cols.append(q.alias(q.col("era_end", e), "era_end"))
+        cand = (
+            q.select(*cand_cols)
+            .from_(exp.alias_(exp.to_table("entries"), e, table=True))
+            .join(
+                self.table(m.PERSON_TABLE, p),
+                on=q.col("person_id", p).eq(q.col("person_id", e)),
+            )
+        )
+        if occ is not m.Occurrence.ALL:
+            cand = cand.where(q.col("entry_no", e).eq(1))
+        periods = needs_period(study)
+        if periods:
+            ctes.add("entered", cand)
+            self.observed(ctes)
+            cand = self.with_period([c.alias for c in cand_cols])
+        ctes.add("candidates", cand)
+        if flagged:
+            return self.flagged(ctes, cohort)
+        kept = self.kept(ctes, cohort)
+        if exit_ is None:
+            ctes.add(FINAL, kept)
+        else:
+            ctes.add("cohort", kept)
+            names = [c.alias for c in cand_cols]
+            if periods:
+                names += ["op_start", "op_end"]
+            self.exits(ctes, cohort, exit_, names)
+        return []
+
+    def exposure_eras(self, ctes: Ctes, gap_days: int) -> str:
+        """Eras of all entry events per person: an event opens a new era when it starts more
+        than `gap_days` after the latest end date so far."""
+        prev = q.window(
+            exp.Max(this=q.col("end_date")), [q.col("person_id")], key_order(), frame="before"
+        )
+        ctes.add("exposure", q.select(exp.Star(), q.alias(prev, "prev_end")).from_("entry_events"))
+        new_era = q.flag(
+            q.or_(
+                exp.Is(this=q.col("prev_end"), expression=exp.Null()),
+                q.col("start_date") > self.date_add(q.col("prev_end"), gap_days),
+            )
+        )
+        era_no = q.window(exp.Sum(this=new_era), [q.col("person_id")], key_order(), frame="running")
+        ctes.add("exposure_eras", q.select(exp.Star(), q.alias(era_no, "era_no")).from_("exposure"))
+        return "exposure_eras"
+
+    def observed(self, ctes: Ctes) -> None:
+        c, op = "c", "op"
+        start, end = (
+            q.col("observation_period_start_date", op),
+            q.col("observation_period_end_date", op),
+        )
+        rank = q.window(
+            exp.RowNumber(),
+            [q.col("person_id", c), q.col("entry_no", c)],
+            [q.ordered(start.copy()), q.ordered(end.copy(), desc=True)],
+        )
+        ctes.add(
+            "observed",
+            q.select(
+                q.alias(q.col("person_id", c), "person_id"),
+                q.alias(q.col("entry_no", c), "entry_no"),
+                q.alias(start, "op_start"),
+                q.alias(end, "op_end"),
+                q.alias(rank, "op_rank"),
+            )
+            .from_(exp.alias_(exp.to_table("entered"), c, table=True))
+            .join(
+                self.table(m.OBSERVATION_PERIOD_TABLE, op),
+                on=q.and_(
+                    q.col("person_id", op).eq(q.col("person_id", c)),
+                    start.copy() <= q.col("index_date", c),
+                    end.copy() >= q.col("index_date", c),
+                ),
+            ),
+        )
+
+    def with_period(self, names: list[str]) -> exp.Select:
+        """``entered`` with the start and end of the observation period containing the index
+        (NULL when none does)."""
+        c, o = "c", "o"
+        return (
+            q.select(
+                *[q.col(n, c) for n in names],
+                q.alias(q.col("op_start", o), "op_start"),
+                q.alias(q.col("op_end", o), "op_end"),
+            )
+            .from_(exp.alias_(exp.to_table("entered"), c, table=True))
+            .join(
+                exp.alias_(exp.to_table("observed"), o, table=True),
+                on=q.and_(
+                    q.col("person_id", o).eq(q.col("person_id", c)),
+                    q.col("entry_no", o).eq(q.col("entry_no", c)),
+                    q.col("op_rank", o).eq(1),
+                ),
+                join_type="left",
+            )
+        )
+
+    def in_window(
+        self, t: str, f: str, window: m.Window, until: exp.Expression | None = None
+    ) -> list[exp.Expression]:
+        """Conditions: event `t` of the entry `f`'s person starts in `window` (and on or before
+        `until`)."""
+        start = q.col("start_date", t)
+        conds: list[exp.Expression] = [q.col("person_id", t).eq(q.col("person_id", f))]
+        if window.start is not None:
+            conds.append(start >= self.date_add(q.col("index_date", f), window.start))
+        if window.end is not None:
+            conds.append(start.copy() <= self.date_add(q.col("index_date", f), window.end))
+        if until is not None:
+            conds.append(start.copy() <= until)
+        if window.observed:
+            conds.append(start.copy() >= q.col("op_start", f))
+            conds.append(start.copy() <= q.col("op_end", f))
+        return conds
+
+    def leaves(self, criteria: tuple[m.Criterion, ...]) -> Iterator[m.Require | m.Exclude]:
+        for c in criteria:
+            if isinstance(c, (m.Require, m.Exclude)):
+                yield c
+            else:
+                yield from self.leaves(c.criteria)
+
+    def criterion_counts(self, ctes: Ctes, leaf: m.Require | m.Exclude) -> str:
+        def build() -> exp.Select:
+            ev = self.event_cte(ctes, leaf.event)
+            c, t = "c", "t"
+            return (
+                q.select(
+                    q.alias(q.col("person_id", c), "person_id"),
+                    q.alias(q.col("entry_no", c), "entry_no"),
+                    q.alias(q.count_star(), "n"),
+                )
+                .from_(exp.alias_(exp.to_table("candidates"), c, table=True))
+                .join(
+                    exp.alias_(exp.to_table(ev), t, table=True),
+                    on=q.and_(*self.in_window(t, c, leaf.window)),
+                )
+                .group_by(q.col("person_id", c), q.col("entry_no", c))
+            )
+
+        return ctes.once(("criterion", leaf.event, leaf.window), "crit", build)
+
+    def criterion_holds(self, c: m.Criterion, names: dict[Any, str]) -> exp.Expression:
+        if isinstance(c, m.Require):
+            n = exp.Coalesce(this=q.col("n", names[(c.event, c.window)]), expressions=[q.num(0)])
+            conds = [n >= q.num(c.min_count)]
+            if c.max_count is not None:
+                conds.append(n.copy() <= q.num(c.max_count))
+            return exp.Paren(this=q.and_(*conds))
+        if isinstance(c, m.Exclude):
+            return exp.Is(this=q.col("n", names[(c.event, c.window)]), expression=exp.Null())
+        children = [self.criterion_holds(x, names) for x in c.criteria]
+        combine = q.and_ if isinstance(c, m.AllOf) else q.or_
+        return exp.Paren(this=combine(*children))
+
+    def steps(self, ctes: Ctes, cohort: m.Cohort) -> tuple[exp.Select, list[exp.Expression]]:
+        """``candidates c`` joined to the criteria counts, and one condition per attrition
+        step after ``entry``."""
+        c = "c"
+        sel = q.select(exp.Column(this=exp.Star(), table=exp.to_identifier(c))).from_(
+            exp.alias_(exp.to_table("candidates"), c, table=True)
+        )
+        conds: list[exp.Expression] = []
+        index = q.col("index_date", c)
+        if cohort.observation is not None:
+            ob = cohort.observation
+            conds.append(
+                q.and_(
+                    exp.Not(this=exp.Is(this=q.col("op_start", c), expression=exp.Null())),
+                    self.date_add(q.col("op_start", c), ob.prior_days) <= index.copy(),
+                    q.col("op_end", c) >= self.date_add(index.copy(), ob.post_days),
+                )
+            )
+        if cohort.demographics is not None:
+            d = cohort.demographics
+            demo: list[exp.Expression] = []
+            if d.sex:
+                demo.append(q.in_list(q.col("gender_concept_id", c), d.sex))
+            for rng, column in ((d.age, "age"), (d.year_of_birth, "year_of_birth")):
+                if rng is not None:
+                    v = q.col(column, c)
+                    demo.append(exp.Not(this=exp.Is(this=v, expression=exp.Null())))
+                    if rng.min is not None:
+                        demo.append(v.copy() >= q.num(rng.min))
+                    if rng.max is not None:
+                        demo.append(v.copy() <= q.num(rng.max))
+            conds.append(q.and_(*demo))
+        if cohort.period is not None:
+            period: list[exp.Expression] = []
+            if cohort.period.start is not None:
+                period.append(index.copy() >= q.date_lit(cohort.period.start))
+            if cohort.period.end is not None:
+                period.append(index.copy() <= q.date_lit(cohort.period.end))
+            conds.append(q.and_(*period))
+        names: dict[Any, str] = {}
+        for leaf in self.leaves(cohort.criteria):
+            key = (leaf.event, leaf.window)
+            if key not in names:
+                names[key] = f"k_{len(names) + 1}"
+                crit = self.criterion_counts(ctes, leaf)
+                k = names[key]
+                sel = sel.join(
+                    exp.alias_(exp.to_table(crit), k, table=True),
+                    on=q.and_(
+                        q.col("person_id", k).eq(q.col("person_id", c)),
+                        q.col("entry_no", k).eq(q.col("entry_no", c)),
+                    ),
+                    join_type="left",
+                    copy=False,
+                )
+        for crit_ in cohort.criteria:
+            conds.append(self.criterion_holds(crit_, names))
+        return sel, conds
+
+    def flagged(self, ctes: Ctes, cohort: m.Cohort) -> list[exp.Expression]:
+        """``flagged``: every candidate with a 0/1 column f_N per attrition step N >= 1."""
+        sel, conds = self.steps(ctes, cohort)
+        flags = []
+        for i, cond in enumerate(conds, start=1):
+            sel = sel.select(q.alias(q.flag(cond), f"f_{i}"), copy=False)
+            flags.append(q.col(f"f_{i}"))
+        ctes.add("flagged", sel)
+        return flags
+
+    def kept(self, ctes: Ctes, cohort: m.Cohort) -> exp.Select:
+        """The candidates passing every step, filtered with plain conditions (so planners see
+        them)."""
+        sel, conds = self.steps(ctes, cohort)
+        return sel.where(q.and_(*conds), copy=False) if conds else sel
+
+    # -- exit and eras -----------------------------------------------------------------------
+    def exits(self, ctes: Ctes, cohort: m.Cohort, ex: m.Exit, names: list[str]) -> None:
+        index = q.col("index_date")
+        if ex.kind is m.ExitKind.FIXED:
+            exit_date = self.date_add(index, ex.days)
+        elif ex.kind is m.ExitKind.OBSERVATION_END:
+            exit_date = q.col("op_end")
+        elif ex.kind is m.ExitKind.EVENT_END:
+            exit_date = self.date_add(q.col("event_end"), ex.days)
+        else:
+            exit_date = self.date_add(q.col("era_end"), ex.days)
+        if cohort.observation is not None and ex.kind is not m.ExitKind.OBSERVATION_END:
+            exit_date = q.case(q.col("op_end") < exit_date, q.col("op_end"), exit_date.copy())
+        ctes.add("exits", q.select(exp.Star(), q.alias(exit_date, "exit_date")).from_("cohort"))
+        order = [q.ordered(index.copy()), q.ordered(q.col("exit_date")), *key_order()[1:]]
+        person = [q.col("person_id")]
+        prev = q.window(exp.Max(this=q.col("exit_date")), person, order, frame="before")
+        ctes.add("collapse_1", q.select(exp.Star(), q.alias(prev, "prev_exit")).from_("exits"))
+        new = q.flag(
+            q.or_(
+                exp.Is(this=q.col("prev_exit"), expression=exp.Null()),
+                index.copy() > self.date_add(q.col("prev_exit"), ex.collapse_days),
+            )
+        )
+        era = q.window(exp.Sum(this=new), person, order, frame="running")
+        ctes.add("collapse_2", q.select(exp.Star(), q.alias(era, "era_no")).from_("collapse_1"))
+        era_part = [q.col("person_id"), q.col("era_no")]
+        ctes.add(
+            "collapse_3",
+            q.select(
+                exp.Star(),
+                q.alias(q.window(exp.RowNumber(), era_part, order), "era_rank"),
+                q.alias(q.window(exp.Max(this=q.col("exit_date")), era_part), "era_exit"),
+            ).from_("collapse_2"),
+        )
+        cols = [q.col(n) for n in names]
+        ctes.add(
+            FINAL,
+            q.select(*cols, q.alias(q.col("era_exit"), "exit_date"))
+            .from_("collapse_3")
+            .where(q.col("era_rank").eq(1)),
+        )
