@@ -38,6 +38,9 @@ def get_spark(master: str, settings: Settings) -> Any:
                 ) from None
             _sessions[master] = session
             return session
+        if master.startswith("local"):
+            # Local mode talks only to itself: keep every socket on the loopback interface.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         if not java_available():
             raise StoreUnavailable("spark:// stores need Java (JAVA_HOME or java on PATH)")
         builder = (
@@ -53,6 +56,10 @@ def get_spark(master: str, settings: Settings) -> Any:
             .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
             .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
         )
+        if master.startswith("local"):
+            builder = builder.config("spark.driver.host", "127.0.0.1").config(
+                "spark.driver.bindAddress", "127.0.0.1"
+            )
         try:
             session = builder.getOrCreate()
         except Exception as exc:
