@@ -1,8 +1,10 @@
-"""`passerelle demo`: a synthetic hospital CDM, generated, loaded and counted (grown later)."""
+"""`passerelle demo`: the whole system on one machine (or, with --cdm-only, one synthetic CDM)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -10,28 +12,129 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table as RichTable
 
 from passerelle.cdm.schema import TABLES
-from passerelle.config import get_settings
+from passerelle.config import Settings, get_settings
 from passerelle.demo.build import DemoBuild, build_demo
 from passerelle.demo.synthetic import SyntheticConfig
+from passerelle.errors import UserError
 
 console = Console()
 
 
 def demo(
-    persons: int = typer.Option(3000, "--persons", help="Number of synthetic persons."),
-    seed: int = typer.Option(42, "--seed", help="Random seed: the same seed gives the same CDM."),
+    persons: int = typer.Option(
+        None,
+        "--persons",
+        help="Synthetic patients per hospital (default 1000; 3000 with --cdm-only).",
+    ),
+    seed: int = typer.Option(42, "--seed", help="Random seed: the same seed gives the same data."),
+    requests: int = typer.Option(
+        300, "--requests", help="About how many access requests the history holds."
+    ),
+    port: int = typer.Option(
+        8000, "--port", help="Port of the web application (a free one if it is taken)."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Set everything up, exercise it, stop and exit 0 or 1."
+    ),
+    cdm_only: bool = typer.Option(
+        False,
+        "--cdm-only",
+        help="Only generate the synthetic CDM as CSV and load it into --store (no servers).",
+    ),
     store: str = typer.Option(
         None,
         "--store",
         "-s",
-        help="Store URL (default: the settings' store, duckdb:///<data_dir>/cdm.duckdb).",
-    ),
-    check: bool = typer.Option(
-        False, "--check", help="Run the set-up, check it and exit (what the tests use)."
+        help="With --cdm-only: the store URL (default: the settings' store).",
     ),
 ) -> None:
-    """Generate a synthetic OMOP CDM v5.4, load it into the store and print the table counts."""
+    """The whole system on 127.0.0.1: three hospitals (FHIR -> ingest -> CDM), three nodes, the
+    hub, the web application, a catalogue and a history of requests. Ctrl-C stops it."""
     settings = get_settings()
+    if cdm_only or store:
+        _cdm_only(settings, persons or 3000, seed, store)
+        return
+    if not 1 <= requests <= 5000:
+        raise UserError("--requests must be between 1 and 5000")
+    from passerelle.demo.system import Options
+
+    options = Options(persons=persons or 1000, seed=seed, requests=requests, port=port)
+    raise typer.Exit(run_demo(settings, options, check))
+
+
+def run_demo(settings: Settings, options: Any, check: bool) -> int:
+    """Build, start, then wait for Ctrl-C (or, with `check`, exercise and stop); the exit code."""
+    from passerelle.demo.check import run_checks
+    from passerelle.demo.procs import ProcessFailed, signals_raise_interrupt
+    from passerelle.demo.system import build, start
+
+    started = time.monotonic()
+
+    def say(msg: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {msg}", highlight=False)
+
+    procs = None
+    with signals_raise_interrupt():
+        try:
+            system = build(settings, options, say)
+            bad = [n for n, b in system.hospitals.items() if not b.ok]
+            if bad:
+                say(f"[red]ingest refused records[/] at {', '.join(bad)} (see quarantine.ndjson)")
+                return 1
+            say("starting 3 nodes, the hub and the web application on 127.0.0.1")
+            procs, hub_url, web_url = start(system, check)
+            _print_ready(system, hub_url, web_url, procs)
+            if check:
+                outcomes = run_checks(system, {"hub": hub_url, "web": web_url}, say)
+                failed = [o.name for o in outcomes if not o.ok]
+                say(f"{len(outcomes) - len(failed)}/{len(outcomes)} checks passed")
+                return 1 if failed else 0
+            console.print(f"\n[bold green]Passerelle demo: {web_url}[/]  (Ctrl-C stops everything)")
+            while True:
+                dead = procs.dead()
+                if dead:
+                    for child in dead:
+                        console.print(f"[red]{child.name} stopped[/] (log: {child.log})")
+                    return 1
+                time.sleep(0.5)
+        except ProcessFailed as exc:
+            console.print(f"[red]{exc}[/]", highlight=False)
+            return 1
+        except KeyboardInterrupt:
+            console.print("\nstopping the demo's processes")
+            return 0 if not check else 1
+        finally:
+            if procs is not None:
+                procs.stop()
+
+
+def _print_ready(system: Any, hub_url: str, web_url: str, procs: Any) -> None:
+    from passerelle.demo.seed import DEMO_PASSWORD
+
+    table = RichTable(title="Processes (logs under " + str(system.root / "logs") + ")")
+    for col in ("process", "URL", "pid"):
+        table.add_column(col)
+    for child in procs.children:
+        table.add_row(child.name, child.url, str(child.proc.pid))
+    console.print(table)
+    logins = RichTable(title=f"Logins (password for all: {DEMO_PASSWORD})")
+    logins.add_column("role")
+    logins.add_column("organisation")
+    logins.add_column("e-mail", no_wrap=True, min_width=40)
+    for login in system.seeded.logins:
+        logins.add_row(login.role, login.organisation, login.email)
+    console.print(logins)
+    h = system.history
+    if h is not None:
+        console.print(
+            f"History: {len(h.plans)} requests ({h.played:,} steps through the access services, "
+            f"{h.runs} first study runs, {len(h.approvals)} node approvals). "
+            f"Observatory: {web_url}/observatory",
+            highlight=False,
+        )
+
+
+def _cdm_only(settings: Settings, persons: int, seed: int, store: str | None) -> None:
     url = store or settings.default_store_url()
     config = SyntheticConfig(n_persons=persons, seed=seed)
     data_dir = Path(settings.data_dir)

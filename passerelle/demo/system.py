@@ -1,0 +1,246 @@
+"""The whole demo on one machine: three hospitals' stores built from FHIR through the real
+ingest, the single window's content and history, keys and configuration for three nodes and a
+hub, and the five processes (three nodes, hub, web) on 127.0.0.1.
+
+Layout under `<data_dir>/demo/` (replaced on every run): `<node>/` (fhir/, cdm.duckdb,
+node.toml, policy.yaml, node.db), `vocabulary-csv/`, `vocabulary.duckdb` (the web's concept
+search), `passerelle.db` (the app database), `keys/`, `hub.toml`, `web/` (the web's data
+folder: results), `logs/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from passerelle.access.clock import MovableClock
+from passerelle.access.context import Context
+from passerelle.access.db import Database
+from passerelle.config import Settings
+from passerelle.demo.fhir import HOSPITALS
+from passerelle.demo.history import HISTORY_DAYS, History, plan_history, replay
+from passerelle.demo.hospitals import (
+    HospitalBuild,
+    build_hospital,
+    demo_root,
+    fresh_store_with_vocabulary,
+    write_vocabulary_csv,
+)
+from passerelle.demo.procs import Processes, free_port, port_is_free
+from passerelle.demo.seed import Seeded, seed_accounts, seed_catalogue
+
+START_YEAR, END_YEAR = 2012, 2024
+# The node's disclosure policy: the privacy package's defaults, and every purpose the single
+# window knows (its purposes are the access package's, plus the privacy package's own names).
+NODE_POLICY = """policy: {node}-demo
+purposes: [research, public_policy, public_health, care_quality, market_access,
+           medical_affairs, ai_product, teaching, feasibility]
+"""
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    persons: int = 1000  # per hospital
+    seed: int = 42
+    requests: int = 300  # about; the history's size
+    port: int = 8000  # the web application's port (a free one if taken)
+
+
+@dataclass
+class System:
+    settings: Settings
+    options: Options
+    root: Path
+    hospitals: dict[str, HospitalBuild] = field(default_factory=dict)
+    app_db_url: str = ""
+    vocabulary_url: str = ""
+    seeded: Seeded | None = None
+    history: History | None = None
+    node_configs: dict[str, Path] = field(default_factory=dict)
+    node_registers: dict[str, Path] = field(default_factory=dict)
+    node_public_keys: dict[str, str] = field(default_factory=dict)  # base64, for the hub
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+    def context(self, clock: MovableClock | None = None) -> Context:
+        db = Database(self.app_db_url)
+        s = self.settings.model_copy(update={"app_db_url": self.app_db_url})
+        return Context(db, s) if clock is None else Context(db, s, clock)
+
+
+def build(settings: Settings, options: Options, say: Say) -> System:
+    """Everything but the processes: stores, app database, history, keys and configs."""
+    root = demo_root(settings.data_dir)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    system = System(settings, options, root)
+    vocab_csv = root / "vocabulary-csv"
+    write_vocabulary_csv(vocab_csv)
+    system.vocabulary_url = fresh_store_with_vocabulary(root / "vocabulary.duckdb", vocab_csv)
+    ingest_settings = settings.model_copy(update={"data_dir": root})
+    for h in HOSPITALS:
+        built = build_hospital(
+            h, root, vocab_csv, ingest_settings, options.persons, options.seed, say
+        )
+        system.hospitals[h.node] = built
+        say(
+            f"{h.node}: {sum(built.loaded.values()):,} resources loaded, "
+            f"{built.quarantined} quarantined, {built.rows.get('person', 0):,} persons"
+        )
+    _app_database(system, say)
+    _federation_files(system)
+    return system
+
+
+def _app_database(system: System, say: Say) -> None:
+    system.app_db_url = f"sqlite:///{system.root / 'passerelle.db'}"
+    db = Database(system.app_db_url)
+    db.upgrade()
+    clock = MovableClock(system.now - timedelta(days=HISTORY_DAYS + 30))
+    ctx = system.context(clock)
+    say("single window: organisations, users, catalogue (profiles from the stores)")
+    seeded = seed_accounts(ctx)
+    stores = {n: b.store_url for n, b in system.hospitals.items()}
+    seed_catalogue(ctx, seeded, stores, START_YEAR, END_YEAR)
+    system.seeded = seeded
+    plans = plan_history(system.now, system.options.seed, system.options.requests / 300)
+    say(f"history: {len(plans)} requests replayed through the access services")
+    system.history = replay(ctx, clock, seeded, plans, system.now)
+
+
+def _federation_files(system: System) -> None:
+    from passerelle.federation.keys import KeyPair, public_b64
+    from passerelle.federation.register import NodeRegister
+
+    keys = system.root / "keys"
+    hub_key = KeyPair.generate("hub")
+    hub_key.write(keys)
+    node_keys = {}
+    for h in HOSPITALS:
+        folder = system.root / h.node
+        key = node_keys[h.node] = KeyPair.generate(h.node)
+        key.write(keys)
+        (folder / "policy.yaml").write_text(NODE_POLICY.format(node=h.node), encoding="utf-8")
+        config = folder / "node.toml"
+        config.write_text(
+            "[node]\n"
+            f'name = "{h.node}"\n'
+            f'store = "{system.hospitals[h.node].store_url}"\n'
+            f'private_key = "{keys / (h.node + ".key")}"\n'
+            'policy = "policy.yaml"\n'
+            'database = "node.db"\n\n'
+            "[[trusted_hubs]]\n"
+            'name = "hub"\n'
+            f'public_key = "{public_b64(hub_key.public.key)}"\n',
+            encoding="utf-8",
+        )
+        system.node_configs[h.node] = config
+        system.node_registers[h.node] = folder / "node.db"
+    history = system.history
+    for h in HOSPITALS:
+        reg = NodeRegister(system.node_registers[h.node])
+        try:
+            for node, project, purpose, output, at in history.approvals if history else []:
+                if node == h.node:
+                    reg.approve(project, purpose, output, f"Comité {h.name}", "demo", now=at)
+        finally:
+            reg.close()
+    system.node_public_keys = {n: public_b64(k.public.key) for n, k in node_keys.items()}
+
+
+def hub_config(system: System, node_urls: dict[str, str]) -> Path:
+    keys = system.root / "keys"
+    lines = [
+        "[hub]",
+        'name = "hub"',
+        f'private_key = "{keys / "hub.key"}"',
+        "timeout_seconds = 60",
+        "",
+    ]
+    for node, url in node_urls.items():
+        lines += [
+            "[[nodes]]",
+            f'name = "{node}"',
+            f'url = "{url}"',
+            f'public_key = "{system.node_public_keys[node]}"',
+            "",
+        ]
+    path = system.root / "hub.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def start(system: System, check: bool) -> tuple[Processes, str, str]:
+    """Launch the three nodes, then the hub and the web application; wait until all answer.
+    Returns the processes, the hub URL and the web URL."""
+    procs = Processes(system.root / "logs")
+    try:
+        node_urls = {}
+        for node, config in system.node_configs.items():
+            port = free_port()
+            child = procs.launch(
+                node,
+                [
+                    "-m",
+                    "passerelle",
+                    "serve",
+                    "--role",
+                    "node",
+                    "--config",
+                    str(config),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                port,
+                "/node/v1/health",
+                env={"PASSERELLE_DATA_DIR": str(system.root / node)},
+            )
+            node_urls[node] = child.url
+        hub_port = free_port()
+        hub = procs.launch(
+            "hub",
+            [
+                "-m",
+                "passerelle",
+                "serve",
+                "--role",
+                "hub",
+                "--config",
+                str(hub_config(system, node_urls)),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(hub_port),
+            ],
+            hub_port,
+            "/hub/v1/health",
+        )
+        web_port = system.options.port
+        if check or not port_is_free(web_port):
+            web_port = free_port()
+        web_url = f"http://127.0.0.1:{web_port}"
+        procs.launch(
+            "web",
+            ["-m", "passerelle.demo.webserver", "--host", "127.0.0.1", "--port", str(web_port)],
+            web_port,
+            "/api/v1/audit/head",
+            env={
+                "PASSERELLE_DATA_DIR": str(system.root / "web"),
+                "PASSERELLE_APP_DB_URL": system.app_db_url,
+                "PASSERELLE_STORE": system.vocabulary_url,
+                "PASSERELLE_HUB_URL": hub.url,
+                "PASSERELLE_PUBLIC_BASE_URL": web_url,
+            },
+        )
+        procs.wait_ready()
+    except BaseException:
+        procs.stop()
+        raise
+    return procs, hub.url, web_url
