@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from datetime import date
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from passerelle.access.enums import Domain, OrgType, Purpose
-from passerelle.access.errors import NotFound, TooManyAttempts, Unauthenticated
+from passerelle.access.errors import Invalid, NotFound, TooManyAttempts, Unauthenticated
 from passerelle.observatory.export import to_csv
 from passerelle.observatory.stats import Filters
 from passerelle.web import i18n
@@ -20,6 +21,7 @@ from passerelle.web.pages.core import form, redirect, render, safe_next
 router = APIRouter(route_class=core.HtmlRoute, include_in_schema=False)
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 PAGE_SIZE = 20
+E = TypeVar("E", bound=Enum)
 
 
 @router.get("/")
@@ -88,15 +90,57 @@ def dashboard(request: Request) -> Response:
 # -- catalogue ---------------------------------------------------------------------------------
 
 
+Text = Annotated[str, Query(max_length=40)]
+
+
+def _choice(cls: type[E], value: str) -> E | None:
+    """An empty form field means "any"; an unknown value is a 422 like any bad field."""
+    if not value:
+        return None
+    try:
+        return cls(value)
+    except ValueError:
+        raise Invalid(f"{value!r} is not one of {[m.value for m in cls]}") from None
+
+
+def _date(value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
 @router.get("/catalogue")
 def catalogue(
     request: Request,
     q: Annotated[str, Query(max_length=200)] = "",
-    producer_type: Annotated[OrgType | None, Query()] = None,
-    domain: Annotated[Domain | None, Query()] = None,
-    period_from: Annotated[date | None, Query()] = None,
-    period_to: Annotated[date | None, Query()] = None,
+    producer_type: Text = "",
+    domain: Text = "",
+    period_from: Text = "",
+    period_to: Text = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    return _catalogue(
+        request,
+        q,
+        _choice(OrgType, producer_type),
+        _choice(Domain, domain),
+        _date(period_from),
+        _date(period_to),
+        page,
+    )
+
+
+def _catalogue(
+    request: Request,
+    q: str,
+    producer_type: OrgType | None,
+    domain: Domain | None,
+    period_from: date | None,
+    period_to: date | None,
+    page: int,
 ) -> Response:
     svc = core.services(request)
     result = svc.catalog.search(
@@ -146,21 +190,22 @@ def concepts(
 # -- observatory -------------------------------------------------------------------------------
 
 
-def _filters(
-    actor_type: OrgType | None, purpose: Purpose | None, start: date | None, end: date | None
-) -> Filters:
-    return Filters(actor_type, purpose, start, end)
+def _filters(actor_type: str, purpose: str, start: str, end: str) -> Filters:
+    return Filters(
+        _choice(OrgType, actor_type), _choice(Purpose, purpose), _date(start), _date(end)
+    )
 
 
 @router.get("/observatory")
 def observatory(
     request: Request,
-    actor_type: Annotated[OrgType | None, Query()] = None,
-    purpose: Annotated[Purpose | None, Query()] = None,
-    start: Annotated[date | None, Query()] = None,
-    end: Annotated[date | None, Query()] = None,
+    actor_type: Text = "",
+    purpose: Text = "",
+    start: Text = "",
+    end: Text = "",
 ) -> Response:
-    obs = request.app.state.observatory.get(_filters(actor_type, purpose, start, end))
+    f = _filters(actor_type, purpose, start, end)
+    obs = request.app.state.observatory.get(f)
     return render(
         request,
         "observatory.html",
@@ -168,10 +213,10 @@ def observatory(
         tables=obs.tables(),
         org_types=list(OrgType),
         purposes=list(Purpose),
-        actor_type=actor_type.value if actor_type else "",
-        purpose=purpose.value if purpose else "",
-        start=start.isoformat() if start else "",
-        end=end.isoformat() if end else "",
+        actor_type=f.actor_type.value if f.actor_type else "",
+        purpose=f.purpose.value if f.purpose else "",
+        start=f.start.isoformat() if f.start else "",
+        end=f.end.isoformat() if f.end else "",
     )
 
 
@@ -179,10 +224,10 @@ def observatory(
 def observatory_csv(
     request: Request,
     table: str,
-    actor_type: Annotated[OrgType | None, Query()] = None,
-    purpose: Annotated[Purpose | None, Query()] = None,
-    start: Annotated[date | None, Query()] = None,
-    end: Annotated[date | None, Query()] = None,
+    actor_type: Text = "",
+    purpose: Text = "",
+    start: Text = "",
+    end: Text = "",
 ) -> Response:
     obs = request.app.state.observatory.get(_filters(actor_type, purpose, start, end))
     tables = obs.tables()
