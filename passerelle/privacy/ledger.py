@@ -1,7 +1,11 @@
 """The privacy-budget ledger: epsilon spent per applicant per period and per project.
 
-Two tables, in their own SQLAlchemy MetaData so they can live in the app database (SQLite by
-default, PostgreSQL in production) or anywhere else (`create_ledger_tables(engine)`):
+Three tables, in their own SQLAlchemy MetaData so they can live in the app database (SQLite
+by default, PostgreSQL in production) or anywhere else (`create_ledger_tables(engine)`, or
+`alembic_upgrade(op)` in a migration):
+
+- ``privacy_budget_account``: epsilon spent per (scope, subject, period); updating it first
+  serialises concurrent charges (row lock), so the budget is never overspent;
 
 - ``privacy_budget_spend``: one row per charged release (scope applicant|project, subject,
   period, epsilon, delta, query hash, time);
@@ -37,6 +41,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -74,6 +79,18 @@ class BudgetSpend(Base):
     query_hash: Mapped[str] = mapped_column(String(64))
     policy: Mapped[str] = mapped_column(String(140))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BudgetAccount(Base):
+    """Epsilon spent per (scope, subject, period): the row that serialises concurrent charges."""
+
+    __tablename__ = "privacy_budget_account"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spent: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class NoisyAnswer(Base):
@@ -125,6 +142,14 @@ def alembic_upgrade(op: Any) -> None:
         ["scope", "subject", "period"],
     )
     op.create_table(
+        "privacy_budget_account",
+        sa.Column("scope", sa.String(16), primary_key=True),
+        sa.Column("subject", sa.String(200), primary_key=True),
+        sa.Column("period", sa.String(16), primary_key=True),
+        sa.Column("spent", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
         "privacy_noisy_answer",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("scope", sa.String(16), nullable=False),
@@ -143,6 +168,7 @@ def alembic_upgrade(op: Any) -> None:
 
 
 def alembic_downgrade(op: Any) -> None:
+    op.drop_table("privacy_budget_account")
     op.drop_table("privacy_noisy_answer")
     op.drop_index("ix_privacy_budget_spend_scope_subject_period", "privacy_budget_spend")
     op.drop_table("privacy_budget_spend")
@@ -249,50 +275,86 @@ class BudgetLedger:
         answer: dict[str, Any],
         renews: str,
     ) -> bool:
-        """Charge epsilon and store the answer in one transaction; False if already cached."""
+        """Charge epsilon and store the answer in one transaction; False if already cached.
+
+        The account row of (scope, subject, period) is updated first: its row lock (or
+        SQLite's write lock) serialises concurrent charges, so two requests can never both
+        pass the budget check with the same remaining budget.
+        """
+        for _ in range(3):
+            with Session(self.engine) as s:
+                try:
+                    return self._charge(
+                        s, scope, subject, period, budget, epsilon, delta, qhash, answer, renews
+                    )
+                except IntegrityError:  # a concurrent first charge, or the same query meanwhile
+                    s.rollback()
+                    if self._cached(scope, subject, qhash) is not None:
+                        return False
+        raise BudgetExhausted(f"privacy budget of {scope.value} {subject!r} is busy; try again")
+
+    def _charge(
+        self,
+        s: Session,
+        scope: Scope,
+        subject: str,
+        period: str,
+        budget: float,
+        epsilon: float,
+        delta: float,
+        qhash: str,
+        answer: dict[str, Any],
+        renews: str,
+    ) -> bool:
         now = self.clock()
-        with Session(self.engine) as s:
-            spent = s.scalar(
-                select(func.coalesce(func.sum(BudgetSpend.epsilon), 0.0)).where(
-                    BudgetSpend.scope == scope.value,
-                    BudgetSpend.subject == subject,
-                    BudgetSpend.period == period,
-                )
-            )
-            spent = float(spent or 0.0)
-            if spent + epsilon > budget + 1e-12:
-                raise BudgetExhausted(
-                    f"privacy budget spent: {scope.value} {subject!r} has used epsilon "
-                    f"{spent:g} of {budget:g}{'' if period == 'all' else f' for {period}'}; "
-                    f"this query needs {epsilon:g}. {renews}"
-                )
+        where = (
+            BudgetAccount.scope == scope.value,
+            BudgetAccount.subject == subject,
+            BudgetAccount.period == period,
+        )
+        updated = s.execute(
+            update(BudgetAccount)
+            .where(*where)
+            .values(spent=BudgetAccount.spent + epsilon, updated_at=now)
+        )
+        if updated.rowcount == 0:
             s.add(
-                BudgetSpend(
-                    scope=scope.value,
-                    subject=subject,
-                    period=period,
-                    epsilon=epsilon,
-                    delta=delta,
-                    query_hash=qhash,
-                    policy=self.policy.label,
-                    created_at=now,
+                BudgetAccount(
+                    scope=scope.value, subject=subject, period=period, spent=epsilon, updated_at=now
                 )
             )
-            s.add(
-                NoisyAnswer(
-                    scope=scope.value,
-                    subject=subject,
-                    query_hash=qhash,
-                    answer=orjson.dumps(answer).decode(),
-                    epsilon=epsilon,
-                    created_at=now,
-                )
+            s.flush()
+        spent = float(s.scalar(select(BudgetAccount.spent).where(*where)) or 0.0)
+        if spent > budget + 1e-12:
+            s.rollback()
+            raise BudgetExhausted(
+                f"privacy budget spent: {scope.value} {subject!r} has used epsilon "
+                f"{spent - epsilon:g} of {budget:g}{'' if period == 'all' else f' for {period}'}; "
+                f"this query needs {epsilon:g}. {renews}"
             )
-            try:
-                s.commit()
-            except IntegrityError:  # the same query answered meanwhile: use that answer
-                s.rollback()
-                return False
+        s.add(
+            BudgetSpend(
+                scope=scope.value,
+                subject=subject,
+                period=period,
+                epsilon=epsilon,
+                delta=delta,
+                query_hash=qhash,
+                policy=self.policy.label,
+                created_at=now,
+            )
+        )
+        s.add(
+            NoisyAnswer(
+                scope=scope.value,
+                subject=subject,
+                query_hash=qhash,
+                answer=orjson.dumps(answer).decode(),
+                epsilon=epsilon,
+                created_at=now,
+            )
+        )
+        s.commit()
         return True
 
     # -- feasibility counts ----------------------------------------------------------------

@@ -139,3 +139,48 @@ def test_alembic_operations_match_the_model(tmp_path):
         assert not {"privacy_budget_spend", "privacy_noisy_answer"} & set(
             inspect(conn).get_table_names()
         )
+
+
+def _hammer(engine, n_threads=8):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pol = policy(feasibility_epsilon=0.1, applicant_budget=0.5)
+    ledger = BudgetLedger(engine, pol)
+
+    def ask(i):
+        try:
+            ledger.feasibility_count("eve", {"q": i}, lambda: 100)
+            return True
+        except BudgetExhausted:
+            return False
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        granted = sum(pool.map(ask, range(40)))
+    assert granted == 5  # never more than the budget allows, even concurrently
+    assert ledger.remaining_for_applicant("eve") == pytest.approx(0.0)
+
+
+def test_concurrent_charges_never_overspend_sqlite(tmp_path):
+    eng = create_engine(f"sqlite:///{tmp_path / 'c.sqlite'}", connect_args={"timeout": 30})
+    create_ledger_tables(eng)
+    _hammer(eng)
+
+
+@pytest.mark.postgres
+def test_concurrent_charges_never_overspend_postgres(postgres_store_url):
+    from passerelle.cdm.url import parse_store_url
+
+    url = parse_store_url(postgres_store_url)
+    schema = postgres_store_url.split("schema=")[1].split("&")[0]
+    import psycopg
+
+    conninfo = url.postgres_conninfo()
+    eng = create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: psycopg.connect(conninfo, options=f"-csearch_path={schema}"),
+    )
+    with eng.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    create_ledger_tables(eng)
+    _hammer(eng)
+    eng.dispose()
