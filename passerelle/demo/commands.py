@@ -52,13 +52,16 @@ def demo(
     hub, the web application, a catalogue and a history of requests. Ctrl-C stops it."""
     settings = get_settings()
     if cdm_only or store:
-        _cdm_only(settings, persons or 3000, seed, store)
+        _cdm_only(settings, 3000 if persons is None else persons, seed, store)
         return
     if not 1 <= requests <= 5000:
         raise UserError("--requests must be between 1 and 5000")
+    from passerelle.demo.fhir import HOSPITALS, FhirConfig
     from passerelle.demo.system import Options
 
-    options = Options(persons=persons or 1000, seed=seed, requests=requests, port=port)
+    persons = 1000 if persons is None else persons
+    FhirConfig(HOSPITALS[0], persons)  # refuses a bad person count before any work
+    options = Options(persons=persons, seed=seed, requests=requests, port=port)
     raise typer.Exit(run_demo(settings, options, check))
 
 

@@ -1,4 +1,4 @@
-"""`passerelle demo` end to end: generate, load into a real store, count."""
+"""`passerelle demo --cdm-only`: generate the synthetic CDM, load it into a real store, count."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def _expected_gi_bleed_persons(cdm) -> int:
 def test_demo_command_loads_the_default_store_and_can_run_twice(data_dir, capsys):
     expected = generate_cdm(SyntheticConfig(n_persons=300, seed=42))
     for _ in range(2):
-        main(["demo", "--persons", "300"])
+        main(["demo", "--cdm-only", "--persons", "300"])
         out = capsys.readouterr().out
         assert "person" in out and "300" in out
     assert (data_dir / "demo-csv" / "person.csv").is_file()
@@ -58,8 +58,8 @@ def test_demo_command_loads_the_default_store_and_can_run_twice(data_dir, capsys
         assert _gi_bleed_persons(store) == _expected_gi_bleed_persons(expected)
 
 
-def test_demo_check_and_seed_options(data_dir, capsys):
-    main(["demo", "--persons", "50", "--seed", "3", "--check"])
+def test_demo_cdm_only_seed_option(data_dir, capsys):
+    main(["demo", "--cdm-only", "--persons", "50", "--seed", "3"])
     capsys.readouterr()
     expected = generate_cdm(SyntheticConfig(n_persons=50, seed=3)).counts()
     with open_store(f"duckdb:///{data_dir / 'cdm.duckdb'}") as store:
@@ -68,7 +68,7 @@ def test_demo_check_and_seed_options(data_dir, capsys):
 
 def test_demo_refuses_a_bad_person_count(data_dir, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["demo", "--persons", "0"])
+        main(["demo", "--cdm-only", "--persons", "0"])
     assert exc.value.code == 2
     assert "persons" in capsys.readouterr().err
 
