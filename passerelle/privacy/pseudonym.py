@@ -32,6 +32,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from passerelle.errors import ConfigError
 
+try:  # CPython's own SHA-256 (no OpenSSL context per copy): ~20 % faster for short messages
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found]  # Python >= 3.12
+except ImportError:  # pragma: no cover - depends on the Python version
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found, no-redef]
+    except ImportError:
+        _sha256 = hashlib.sha256  # type: ignore[assignment]
+
 MASTER_KEY_BYTES = 32
 HKDF_SALT = b"passerelle/pseudonym/v1"
 PSEUDONYM_BYTES = 16
@@ -91,9 +99,9 @@ def _pads(key: bytes) -> tuple[bytes, bytes]:
 def _macs(args: tuple[bytes, bytes, Sequence[int | str]]) -> bytes:
     """HMAC-SHA256 of b"person:<id>" for each id, the 32-byte MACs concatenated."""
     ipad, opad, ids = args
-    inner = hashlib.sha256(ipad)
+    inner = _sha256(ipad)
     inner.update(b"person:")
-    outer = hashlib.sha256(opad)
+    outer = _sha256(opad)
     icopy, ocopy = inner.copy, outer.copy
     macs: list[bytes] = []
     add = macs.append
@@ -131,9 +139,13 @@ class Pseudonymizer:
 
     @classmethod
     def for_project(
-        cls, master_key: bytes, project_id: str, max_shift_days: int = 180
+        cls,
+        master_key: bytes,
+        project_id: str,
+        max_shift_days: int = 180,
+        workers: int | None = None,
     ) -> Pseudonymizer:
-        return cls(project_key(master_key, project_id), max_shift_days)
+        return cls(project_key(master_key, project_id), max_shift_days, workers)
 
     def __repr__(self) -> str:  # never show key material
         return f"Pseudonymizer(max_shift_days={self.max_shift_days})"
