@@ -145,16 +145,24 @@ def ingest_child(folders: list[Path], workers: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _say(text: str) -> None:
+    print(f"[bench_ingest] {text}", file=sys.stderr, flush=True)
+
+
 def run() -> list[BenchRow]:
     folders, per_copy = ensure_corpus()
     one = folders_for(TARGETS[0], folders, per_copy)
     two = folders_for(TARGETS[1], folders, per_copy)
     parse_s, n1 = bare_parse(one)
+    _say(f"bare orjson parse: {n1:,} resources in {parse_s:.1f} s")
+    fr_rate, sample = fhir_resources_rate()
+    _say(f"fhir.resources: {fr_rate:,.0f} resources/s on {sample:,}")
     first = ingest_child(one, WORKERS)
+    _say(f"ingest 1M: {first}")
     second = ingest_child(two, WORKERS)
+    _say(f"ingest 2M: {second}")
     ingest_rate = first["resources"] / first["seconds"]
     parse_rate = n1 / parse_s
-    fr_rate, sample = fhir_resources_rate()
     note = f"{first['resources']:,} resources, {WORKERS} workers, into DuckDB"
     return [
         BenchRow(
