@@ -223,7 +223,7 @@ def start(system: System, check: bool) -> tuple[Processes, str, str]:
             "/hub/v1/health",
         )
         web_port = system.options.port
-        if check or not port_is_free(web_port):
+        if check or web_port == 0 or not port_is_free(web_port):
             web_port = free_port()
         web_url = f"http://127.0.0.1:{web_port}"
         procs.launch(

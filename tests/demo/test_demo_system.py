@@ -1,0 +1,111 @@
+"""`passerelle demo` as a user runs it: real processes, real HTTP on 127.0.0.1.
+
+`--check` sets everything up (FHIR -> ingest for three hospitals, three nodes, hub, web,
+seeded history), exercises it and exits 0; Ctrl-C on a running demo stops every process it
+started (no orphan)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--persons", "40", "--requests", "20"]
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSERELLE_")}
+    return {**env, "PASSERELLE_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_check_exercises_the_whole_system(tmp_path):
+    data_dir = tmp_path / "data"
+    proc = subprocess.run(
+        [sys.executable, "-m", "passerelle", "demo", "--check", *SMALL],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "6/6 checks passed" in out
+    for name in ("feasibility", "study", "observatory", "audit"):
+        assert f"ok     {name}" in out
+    assert "passerelle-demo" in out  # the password is printed with the logins
+    assert "reviewer.chu-nord@" in out
+    root = data_dir / "demo"
+    for node in ("chu-nord", "chu-sud", "chu-ouest"):
+        assert (root / node / "fhir" / "Patient.ndjson").is_file()
+        assert (root / node / "cdm.duckdb").is_file()
+        assert (
+            not (root / node / "quarantine.ndjson").exists()
+            or not (root / node / "quarantine.ndjson").read_text()
+        )
+
+
+def test_ctrl_c_stops_every_process(tmp_path):
+    data_dir = tmp_path / "data"
+    log = tmp_path / "demo.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "passerelle", "demo", *SMALL, "--port", "0"],
+            env=_env(data_dir),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        url = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            for line in log.read_text().splitlines():
+                if "Passerelle demo: http" in line:
+                    url = line.split("Passerelle demo: ", 1)[1].split()[0]
+            if url:
+                break
+            time.sleep(0.5)
+        assert url, log.read_text()[-4000:]
+        assert httpx.get(url + "/observatory", timeout=60).status_code == 200
+        children = _children(proc.pid)
+        assert len(children) == 5
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        time.sleep(0.5)
+        assert [pid for pid in children if _alive(pid)] == []
+        assert "stopping" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
