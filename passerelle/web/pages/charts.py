@@ -115,10 +115,10 @@ def stacked(
     width: int = 640,
     bar: int = 22,
 ) -> Markup:
-    """100 % stacked bars: one row per label, one segment per part (key, legend text)."""
+    """100 % stacked bars: one row per label, one segment per part (key, legend text); the
+    legend is an HTML list under the chart."""
     label_w, gap = 190, 8
-    legend_h = 22 * ((len(parts_order) + 2) // 3)
-    height = max(1, len(rows)) * (bar + gap) + gap + legend_h
+    height = max(1, len(rows)) * (bar + gap) + gap
     span = width - label_w - 10
     out = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%">'
@@ -146,13 +146,12 @@ def stacked(
                     f'class="on-dark">{share * 100:.0f}%</text>'
                 )
             x += w
-    y0 = gap + len(rows) * (bar + gap) + 4
-    for j, (_key, name) in enumerate(parts_order):
-        lx = label_w + (j % 3) * (span / 3)
-        ly = y0 + (j // 3) * 22
-        out.append(
-            f'<rect x="{lx:.1f}" y="{ly}" width="14" height="14" fill="{colour(j)}"/>'
-            f'<text x="{lx + 20:.1f}" y="{ly + 12}">{escape(name)}</text>'
-        )
     out.append("</svg>")
+    out.append('<ul class="legend">')
+    for j, (_key, name) in enumerate(parts_order):
+        out.append(
+            f'<li><svg width="14" height="14" aria-hidden="true"><rect width="14" height="14" '
+            f'fill="{colour(j)}"/></svg> {escape(name)}</li>'
+        )
+    out.append("</ul>")
     return Markup("".join(out))
