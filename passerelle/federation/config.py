@@ -64,7 +64,6 @@ class NodeConfig:
     policy: Path | None = None
     max_envelope_seconds: int = 3600
     clock_skew_seconds: int = 60
-    feasibility_epsilon: float = 1.0
 
     @classmethod
     def load(cls, path: Path, *, require_trust: bool = True) -> NodeConfig:
@@ -80,7 +79,6 @@ class NodeConfig:
             "policy",
             "max_envelope_seconds",
             "clock_skew_seconds",
-            "feasibility_epsilon",
         }
         _check_keys(node, allowed, f"{path} [node]")
         for required in ("name", "store", "private_key"):
@@ -106,7 +104,6 @@ class NodeConfig:
             policy=_path(base, node.get("policy")),
             max_envelope_seconds=int(node.get("max_envelope_seconds", 3600)),
             clock_skew_seconds=int(node.get("clock_skew_seconds", 60)),
-            feasibility_epsilon=float(node.get("feasibility_epsilon", 1.0)),
         )
 
 

@@ -1,19 +1,23 @@
-"""Feasibility counts at a node: no approval needed, released only with calibrated noise.
+"""Noisy releases at a node, through the privacy package's ledger (OpenDP noise, budgets).
 
-A feasibility query is the study's cohort size (persons), whatever analyses the spec lists.
-With the privacy package (`BudgetLedger.feasibility_count`): OpenDP noise, a budget per
-applicant per period kept in the node's own database, and the same noisy answer to a repeated
-query (no averaging attack). Until it exists an INTERIM release adds OpenDP Laplace noise and
-keeps no budget; the node's /health names which one is in use.
+- Feasibility: no approval needed; the study's cohort size (persons), whatever analyses the
+  spec lists, released by `BudgetLedger.feasibility_count`: a budget per applicant per period
+  kept in the node's own database, the same noisy answer to a repeated query (no averaging).
+- DP mode for approved projects: `BudgetLedger.project_study` (a budget per project across all
+  its studies, then the node's usual suppression and rounding).
+
+Each release states its noise (mechanism, epsilon, scale, per-cell sd) so the hub can state the
+combined noise of a sum over sites.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from sqlalchemy.engine import Engine
 
 from passerelle.errors import PasserelleError
 from passerelle.federation.envelope import Envelope
@@ -24,16 +28,7 @@ from passerelle.query.result import AggregateTable, ResultColumn, StudyResult
 TABLE = "feasibility"
 COLUMN = "persons"
 FEASIBILITY_ANALYSES = [{"name": TABLE, "count": "persons"}]
-
-
-class Feasibility(Protocol):
-    source: str
-
-    def release(
-        self, env: Envelope, true_count: Callable[[], int]
-    ) -> tuple[StudyResult, dict[str, Any]]:
-        """The noisy cohort size and its DP description (mechanism, epsilon, per_cell_sd)."""
-        ...
+SOURCE = "passerelle.privacy.ledger"
 
 
 def feasibility_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -41,96 +36,52 @@ def feasibility_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "analyses": FEASIBILITY_ANALYSES}
 
 
-def _result(study: str, value: int | None, flags: frozenset[str], policy: str) -> StudyResult:
-    table = AggregateTable(TABLE, "count", (ResultColumn(COLUMN, "count"),), [(value,)])
-    if flags:
-        table.flags[(0, COLUMN)] = flags
-    return StudyResult(study, "feasibility", [table], policy=policy)
+def _noise(policy: Any, epsilon: float) -> dict[str, Any]:
+    from passerelle.privacy.dp import release_for
+
+    dpp = policy.dp
+    mechanism = str(getattr(dpp.mechanism, "value", dpp.mechanism))
+    scale = release_for(dpp.mechanism, epsilon, 1, dpp.delta).scale
+    # discrete Laplace with scale b: sd ~ b*sqrt(2); the discrete Gaussian's scale is its sd
+    sd = scale * (math.sqrt(2) if mechanism == "laplace" else 1.0)
+    return {"mechanism": mechanism, "scale": scale, "per_cell_sd": sd, "source": SOURCE}
+
+
+def _refused(exc: Exception, otherwise: str) -> Refused:
+    code = "budget_exhausted" if "budget" in str(exc) else otherwise
+    return Refused(str(exc), code=code, status=403)
 
 
 @dataclass
-class LedgerFeasibility:
+class Feasibility:
     ledger: Any
     policy: Any
-    source: str = "passerelle.privacy.ledger"
+    source: str = SOURCE
 
     def release(
         self, env: Envelope, true_count: Callable[[], int]
     ) -> tuple[StudyResult, dict[str, Any]]:
-        dp_mod = importlib.import_module("passerelle.privacy.dp")
         try:
             answer = self.ledger.feasibility_count(env.project_id, env.study, true_count)
-        except Refused:
-            raise
         except PasserelleError as exc:  # budget spent, or feasibility not allowed by the policy
-            code = "budget_exhausted" if "budget" in str(exc) else "forbidden_output_type"
-            raise Refused(str(exc), code=code, status=403) from None
-        dpp = self.policy.dp
-        release = dp_mod.release_for(dpp.mechanism, answer.epsilon, 1, dpp.delta)
-        # discrete Laplace with scale b has sd ~ b*sqrt(2); the discrete Gaussian's scale is its sd
-        mechanism = str(getattr(dpp.mechanism, "value", dpp.mechanism))
-        sd = release.scale * (math.sqrt(2) if mechanism == "laplace" else 1.0)
+            raise _refused(exc, "forbidden_output_type") from None
+        table = AggregateTable(TABLE, "count", (ResultColumn(COLUMN, "count"),), [(answer.value,)])
+        if answer.flags:
+            table.flags[(0, COLUMN)] = frozenset(answer.flags)
+        result = StudyResult(
+            str(env.study.get("study", "study")), "feasibility", [table], policy=answer.policy
+        )
         dp = {
-            "mechanism": mechanism,
+            **_noise(self.policy, answer.epsilon),
             "epsilon": answer.epsilon,
-            "scale": release.scale,
-            "per_cell_sd": sd,
             "cached": answer.cached,
             "remaining": answer.remaining,
-            "source": self.source,
         }
-        return _result(
-            str(env.study.get("study", "study")), answer.value, answer.flags, answer.policy
-        ), dp
-
-
-@dataclass
-class InterimLaplace:
-    epsilon: float
-    source: str = "passerelle.federation.feasibility (interim, no budget ledger)"
-
-    def release(
-        self, env: Envelope, true_count: Callable[[], int]
-    ) -> tuple[StudyResult, dict[str, Any]]:
-        import opendp.prelude as dp
-
-        dp.enable_features("contrib")
-        scale = 1.0 / self.epsilon
-        meas = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale)
-        value = max(0, int(meas(int(true_count()))))
-        info = {
-            "mechanism": "laplace",
-            "epsilon": self.epsilon,
-            "scale": scale,
-            "per_cell_sd": math.sqrt(2) * scale,
-            "source": self.source,
-        }
-        return _result(
-            str(env.study.get("study", "study")), value, frozenset({"noisy"}), "interim"
-        ), info
-
-
-def feasibility_for(disclosure: Disclosure, epsilon: float, engine: Any) -> Feasibility:
-    """The privacy package's ledger on the node's own database when present, else interim."""
-    try:
-        ledger_mod = importlib.import_module("passerelle.privacy.ledger")
-    except ModuleNotFoundError as exc:
-        if not (exc.name and exc.name.startswith("passerelle")):
-            raise
-        ledger_mod = None
-    if ledger_mod is not None and disclosure.source == "passerelle.privacy":
-        ledger_mod.create_ledger_tables(engine)
-        return LedgerFeasibility(
-            ledger_mod.BudgetLedger(engine, disclosure.policy), disclosure.policy
-        )
-    return InterimLaplace(epsilon)
+        return result, dp
 
 
 @dataclass
 class ProjectDP:
-    """DP mode for approved projects: the privacy ledger's `project_study` (a budget per
-    project across all its studies, the same answer to a repeated study)."""
-
     ledger: Any
     policy: Any
 
@@ -143,30 +94,26 @@ class ProjectDP:
         return env.mode
 
     def release(self, env: Envelope, raw: StudyResult) -> tuple[StudyResult, dict[str, Any]]:
-        dp_mod = importlib.import_module("passerelle.privacy.dp")
         try:
             released = self.ledger.project_study(env.project_id, env.study, raw)
         except PasserelleError as exc:
-            code = "budget_exhausted" if "budget" in str(exc) else "dp_not_allowed"
-            raise Refused(str(exc), code=code, status=403) from None
+            raise _refused(exc, "dp_not_allowed") from None
         dpp = self.policy.dp
+        # as the ledger splits it: the study's epsilon evenly over its count columns
         parts = max(1, sum(1 for t in raw.tables for c in t.columns if c.kind == "count"))
         per_cell = dpp.study_epsilon / parts
-        release = dp_mod.release_for(dpp.mechanism, per_cell, 1, dpp.delta)
-        mechanism = str(getattr(dpp.mechanism, "value", dpp.mechanism))
-        sd = release.scale * (math.sqrt(2) if mechanism == "laplace" else 1.0)
         return released, {
-            "mechanism": mechanism,
+            **_noise(self.policy, per_cell),
             "epsilon": dpp.study_epsilon,
             "epsilon_per_cell": per_cell,
-            "scale": release.scale,
-            "per_cell_sd": sd,
-            "note": "per-person counts; entry counts have sensitivity max_entries_per_person",
-            "source": "passerelle.privacy.ledger",
+            "note": "person counts; entry counts have sensitivity max_entries_per_person",
         }
 
 
-def project_dp_for(disclosure: Disclosure, feasibility: Feasibility) -> ProjectDP | None:
-    if isinstance(feasibility, LedgerFeasibility):
-        return ProjectDP(feasibility.ledger, disclosure.policy)
-    return None
+def ledger_for(disclosure: Disclosure, engine: Engine) -> tuple[Feasibility, ProjectDP]:
+    """Both releases over one ledger in the node's own database."""
+    from passerelle.privacy.ledger import BudgetLedger, create_ledger_tables
+
+    create_ledger_tables(engine)
+    ledger = BudgetLedger(engine, disclosure.policy)
+    return Feasibility(ledger, disclosure.policy), ProjectDP(ledger, disclosure.policy)

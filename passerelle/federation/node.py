@@ -27,15 +27,11 @@ from starlette.concurrency import run_in_threadpool
 
 from passerelle.cdm.stores import open_store
 from passerelle.cdm.stores.base import Store
+from passerelle.errors import PasserelleError, Unsupported
 from passerelle.federation.config import NodeConfig
 from passerelle.federation.envelope import Envelope, canonical, sign_result, utcnow, verify_envelope
 from passerelle.federation.errors import Refused
-from passerelle.federation.feasibility import (
-    Feasibility,
-    feasibility_for,
-    feasibility_spec,
-    project_dp_for,
-)
+from passerelle.federation.feasibility import feasibility_spec, ledger_for
 from passerelle.federation.register import NodeRegister
 from passerelle.federation.study import (
     Disclosure,
@@ -68,17 +64,13 @@ class NodeService:
         *,
         language: StudyLanguage | None = None,
         disclosure: Disclosure | None = None,
-        feasibility: Feasibility | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.config = config
         self.register = NodeRegister(config.database)
         self.language = language or study_language()
         self.disclosure = disclosure or load_disclosure(config.policy)
-        self.feasibility = feasibility or feasibility_for(
-            self.disclosure, config.feasibility_epsilon, self.register.engine
-        )
-        self.project_dp = project_dp_for(self.disclosure, self.feasibility)
+        self.feasibility, self.project_dp = ledger_for(self.disclosure, self.register.engine)
         self.clock = clock
         self._store: Store | None = None
         self._lock = threading.Lock()
@@ -91,6 +83,16 @@ class NodeService:
         if self._store is None:
             self._store = open_store(self.config.store)
         return self._store
+
+    def _reset_store(self) -> None:
+        """After an unexpected engine error, reconnect on the next study (a dropped
+        PostgreSQL connection, a Spark session that died)."""
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception as exc:
+                log.warning("closing the store failed: %s", type(exc).__name__)
 
     def close(self) -> None:
         if self._store is not None:
@@ -198,8 +200,15 @@ class NodeService:
                 raw = self.language.run(self.store(), model)
             except Refused:
                 raise
+            except PasserelleError as exc:  # ours: names a capability or a field, never a value
+                status = exc.http_status if 400 <= exc.http_status < 500 else 500
+                code = "unsupported" if isinstance(exc, Unsupported) else "study_failed"
+                raise Refused(
+                    f"the study cannot run on this node: {exc}", code=code, status=status
+                ) from None
             except Exception as exc:  # never echo engine text: it may quote data
                 log.error("study failed on node %s: %s", self.name, type(exc).__name__)
+                self._reset_store()
                 raise Refused(
                     "the study failed on this node", code="study_failed", status=500
                 ) from None
@@ -213,10 +222,8 @@ class NodeService:
             started = time.perf_counter()
             # The node's policy, always, before anything leaves: exact (suppression and
             # rounding) or, in DP mode, noise charged to the project's budget, then the same rules.
-            if self.project_dp is not None and self.project_dp.mode_of(env) == "dp":
+            if self.project_dp.mode_of(env) == "dp":
                 released, dp = self.project_dp.release(env, raw)
-            elif env.mode == "dp":
-                raise Refused("this node cannot release in DP mode", code="dp_not_allowed")
             else:
                 released = self.disclosure.protect(raw, self.disclosure.policy)
         else:
