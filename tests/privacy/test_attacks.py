@@ -406,3 +406,27 @@ def test_reidentification_from_quasi_identifiers(node):
     exact = set(zip(*[cohort.column(c).to_pylist() for c in qis], strict=True))
     generalised = set(keys)
     assert not exact & generalised or all(sizes[k] >= POLICY.extract.k for k in exact & generalised)
+
+
+def test_differencing_in_dp_mode(node, tmp_path):
+    """The same differencing in DP mode: noisy, cached per study, paid from the project budget."""
+    ledger_db = create_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    create_ledger_tables(ledger_db)
+    pol = parse_policy(
+        {"policy": "dp", "dp": {"mode": "required", "study_epsilon": 1.0, "project_budget": 2.0}}
+    )
+    ledger = BudgetLedger(ledger_db, pol)
+    domain, x = rare_event(node, 1)
+    analyses = [{"name": "size", "count": "persons"}]
+    spec_a = study("a", GI_BLEED, analyses)
+    exclude = {"exclude": {domain: {"concepts": [x]}, "window": {"start": None, "end": None}}}
+    spec_b = study("b", GI_BLEED, analyses, criteria=[exclude])
+    raw_a, raw_b = node.raw(spec_a), node.raw(spec_b)
+    a = ledger.project_study("p", spec_a, raw_a)
+    assert ledger.project_study("p", spec_a, raw_a).table("size").rows == a.table("size").rows
+    b = ledger.project_study("p", spec_b, raw_b)
+    assert "noisy" in a.table("size").flags[(0, "persons")]
+    got = difference(value(a, "size", "persons"), value(b, "size", "persons"))
+    assert got != value(raw_a, "size", "persons") - value(raw_b, "size", "persons")
+    with pytest.raises(BudgetExhausted):
+        ledger.project_study("p", {**spec_b, "study": "b-again"}, raw_b)
