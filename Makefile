@@ -7,10 +7,12 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast test-deep check bench lock clean install
 
+# Installs the venv, and Debian's Chromium for the browser tests (Playwright never downloads one).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	touch $(STAMP)
 
 install: $(STAMP)
