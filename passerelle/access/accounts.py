@@ -35,11 +35,13 @@ from passerelle.access.schemas import (
     ApiKeyOut,
     OrgIn,
     OrgOut,
+    OrgPage,
     OrgPatch,
     Page,
     TokenOut,
     UserIn,
     UserOut,
+    UserPage,
     UserPatch,
 )
 
@@ -116,7 +118,7 @@ class Accounts:
         with self.ctx.uow.read() as dal:
             total, rows = dal.list_orgs(offset, limit)
             items = [OrgOut.model_validate(o) for o in rows]
-            return Page[OrgOut](total=total, offset=offset, limit=limit, items=items)
+            return OrgPage(total=total, offset=offset, limit=limit, items=items)
 
     # -- users ----------------------------------------------------------------------------
     def create_user(self, p: Principal | None, org_id: int, data: UserIn) -> UserOut:
@@ -183,7 +185,7 @@ class Accounts:
         with self.ctx.uow.read() as dal:
             _org(dal, org_id)
             total, rows = dal.list_users(org_id, offset, limit)
-            return Page[UserOut](
+            return UserPage(
                 total=total, offset=offset, limit=limit, items=[user_out(u) for u in rows]
             )
 
@@ -253,18 +255,30 @@ class Accounts:
         """The principal behind a bearer token or API key; Unauthenticated otherwise."""
         now = self.ctx.clock.now()
         with self.ctx.uow.read() as dal:
-            row = dal.token_by_hash(secret_hash(secret))
-            if row is None or row.revoked_at is not None:
-                raise Unauthenticated("unknown or revoked credentials")
-            if row.expires_at is not None and row.expires_at <= now:
-                raise Unauthenticated("this token has expired; log in again")
-            org = _org(dal, row.organisation_id)
-            if row.kind == API_KEY:
-                return Principal("node", org.id, org.type, frozenset(), key_id=row.id)
-            user = dal.get_user(row.user_id or 0)
-            if user is None or not user.active:
-                raise Unauthenticated("this account is disabled")
-            return Principal("user", org.id, org.type, user.roles, user_id=user.id)
+            found = dal.credential(secret_hash(secret))
+        if found is None:
+            raise Unauthenticated("unknown or revoked credentials")
+        if found.revoked_at is not None:
+            raise Unauthenticated("unknown or revoked credentials")
+        if found.expires_at is not None and found.expires_at <= now:
+            raise Unauthenticated("this token has expired; log in again")
+        if found.kind == API_KEY:
+            return Principal(
+                "node",
+                found.organisation_id,
+                found.organisation_type,
+                frozenset(),
+                key_id=found.token_id,
+            )
+        if found.user_id is None or not found.user_active:
+            raise Unauthenticated("this account is disabled")
+        return Principal(
+            "user",
+            found.organisation_id,
+            found.organisation_type,
+            found.roles,
+            user_id=found.user_id,
+        )
 
     # -- node API keys --------------------------------------------------------------------
     def create_api_key(self, p: Principal | None, org_id: int, data: ApiKeyIn) -> ApiKeyOut:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from passerelle.access import audit
 from passerelle.access.clock import Clock
 from passerelle.access.db import Database
-from passerelle.access.enums import RequestStatus, ReviewStatus, Role
+from passerelle.access.enums import OrgType, RequestStatus, ReviewStatus, Role
 from passerelle.access.models import (
     AccessRequest,
     AuditEntry,
@@ -30,6 +31,21 @@ from passerelle.access.models import (
     User,
     UserRole,
 )
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What authentication needs about a token or key, read in one query."""
+
+    token_id: int
+    kind: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    organisation_id: int
+    organisation_type: OrgType
+    user_id: int | None
+    user_active: bool
+    roles: frozenset[Role]
 
 
 class AccessData(Protocol):
@@ -52,6 +68,7 @@ class AccessData(Protocol):
     def users_with_role(self, org_id: int, role: Role) -> list[User]: ...
 
     def token_by_hash(self, token_hash: str) -> Token | None: ...
+    def credential(self, token_hash: str) -> Credential | None: ...
     def get_token(self, token_id: int) -> Token | None: ...
     def list_api_keys(self, org_id: int) -> list[Token]: ...
     def failures_since(self, email: str, since: datetime) -> int: ...
@@ -137,6 +154,33 @@ class SqlAccessData:
 
     def token_by_hash(self, token_hash: str) -> Token | None:
         return self.session.scalar(select(Token).where(Token.token_hash == token_hash))
+
+    def credential(self, token_hash: str) -> Credential | None:
+        row = self.session.execute(
+            select(
+                Token.id,
+                Token.kind,
+                Token.expires_at,
+                Token.revoked_at,
+                Token.organisation_id,
+                Organisation.type,
+                Token.user_id,
+                User.active,
+            )
+            .join(Organisation, Organisation.id == Token.organisation_id)
+            .outerjoin(User, User.id == Token.user_id)
+            .where(Token.token_hash == token_hash)
+        ).one_or_none()
+        if row is None:
+            return None
+        roles: frozenset[Role] = frozenset()
+        if row[6] is not None:
+            roles = frozenset(
+                self.session.scalars(select(UserRole.role).where(UserRole.user_id == row[6]))
+            )
+        return Credential(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), roles
+        )
 
     def get_token(self, token_id: int) -> Token | None:
         return self.session.get(Token, token_id)

@@ -31,7 +31,9 @@ from passerelle.access.schemas import (
     Page,
     RequestIn,
     RequestOut,
+    RequestPage,
     ReviewOut,
+    ReviewPage,
     TickOut,
 )
 from passerelle.access.studies import validate_studies
@@ -148,11 +150,11 @@ class Requests:
             if p.kind == "node" or p.has(Role.REVIEWER, Role.STEWARD, Role.ADMIN, Role.AUDITOR):
                 producer_id = p.organisation_id
             if org_id is None and producer_id is None:
-                return Page[RequestOut](total=0, offset=offset, limit=limit, items=[])
+                return RequestPage(total=0, offset=offset, limit=limit, items=[])
         with self.ctx.uow.read() as dal:
             total, rows = dal.list_requests(org_id, producer_id, status, offset, limit)
             items = [self.request_out(r) for r in rows]
-            return Page[RequestOut](total=total, offset=offset, limit=limit, items=items)
+            return RequestPage(total=total, offset=offset, limit=limit, items=items)
 
     def queue(
         self,
@@ -172,7 +174,7 @@ class Requests:
             total, rows = dal.review_queue(producer_id, status, offset, limit)
             now = self.ctx.clock.now()
             items = [self.review_out(r, now) for r in rows]
-            return Page[ReviewOut](total=total, offset=offset, limit=limit, items=items)
+            return ReviewPage(total=total, offset=offset, limit=limit, items=items)
 
     # -- the applicant ----------------------------------------------------------------------
     def _check_datasets(self, dal: AccessData, ids: list[int]) -> None:

@@ -258,3 +258,11 @@ class AuditVerifyOut(BaseModel):
     head_hash: str
     first_broken: int | None
     problem: str
+
+
+# Parametrized once: building Page[X] on every call costs milliseconds.
+OrgPage = Page[OrgOut]
+UserPage = Page[UserOut]
+RequestPage = Page[RequestOut]
+ReviewPage = Page[ReviewOut]
+AuditPage = Page[AuditEntryOut]

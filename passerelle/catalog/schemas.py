@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from passerelle.access.enums import Domain, OrgType, UpdateFrequency
-from passerelle.access.schemas import Email, Strict
+from passerelle.access.schemas import Email, Page, Strict
 
 # HealthDCAT-AP health categories (EHDS article 51 categories of electronic health data).
 HEALTH_CATEGORIES = (
@@ -83,3 +83,6 @@ class DatasetOut(BaseModel):
     profile: dict[str, Any] | None
     profiled_at: datetime | None
     updated_at: datetime
+
+
+DatasetPage = Page[DatasetOut]

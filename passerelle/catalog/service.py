@@ -14,7 +14,7 @@ from passerelle.access.enums import Domain, OrgType, Role
 from passerelle.access.errors import Invalid, NotFound
 from passerelle.access.models import Dataset
 from passerelle.access.schemas import Page
-from passerelle.catalog.schemas import DatasetIn, DatasetOut
+from passerelle.catalog.schemas import DatasetIn, DatasetOut, DatasetPage
 from passerelle.catalog.search import index_text, search_statement
 
 
@@ -121,7 +121,7 @@ class Catalog:
             total = s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
             rows = s.scalars(stmt.offset(offset).limit(limit)).unique()
             items = [dataset_out(d) for d in rows]
-        return Page[DatasetOut](total=total or 0, offset=offset, limit=limit, items=items)
+        return DatasetPage(total=total or 0, offset=offset, limit=limit, items=items)
 
     def all_published(self) -> list[Dataset]:
         with self.ctx.db.read() as s:

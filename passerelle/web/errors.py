@@ -10,7 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,6 +26,11 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+def model_response(model: BaseModel, status: int = 200) -> Response:
+    """Serialize a validated model once (FastAPI would validate it again on the way out)."""
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from passerelle.access import audit
 from passerelle.access import permissions as perm
-from passerelle.access.schemas import AuditEntryOut, AuditHeadOut, AuditVerifyOut, Page
+from passerelle.access.schemas import AuditEntryOut, AuditHeadOut, AuditPage, AuditVerifyOut, Page
 from passerelle.web.deps import Caller, Pages, Svc
 from passerelle.web.errors import ERROR_RESPONSES
 
@@ -33,7 +33,7 @@ def entries(
     with svc.ctx.db.read() as s:
         total, rows = audit.list_entries(s, page.offset, page.limit, object_type)
         items = [AuditEntryOut.model_validate(e) for e in rows]
-    return Page[AuditEntryOut](total=total, offset=page.offset, limit=page.limit, items=items)
+    return AuditPage(total=total, offset=page.offset, limit=page.limit, items=items)
 
 
 @router.get("/audit/verify", summary="Recompute the whole chain (auditor)")

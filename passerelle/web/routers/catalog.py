@@ -12,13 +12,13 @@ from passerelle.access.enums import Domain, OrgType
 from passerelle.access.schemas import Page
 from passerelle.catalog.schemas import DatasetIn, DatasetOut
 from passerelle.web.deps import Caller, MaybeCaller, Pages, Svc
-from passerelle.web.errors import ERROR_RESPONSES
+from passerelle.web.errors import ERROR_RESPONSES, model_response
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["catalogue"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-@router.get("/datasets", summary="Search the catalogue (public)")
+@router.get("/datasets", summary="Search the catalogue (public)", response_model=Page[DatasetOut])
 def search(
     svc: Svc,
     page: Pages,
@@ -27,9 +27,11 @@ def search(
     domain: Annotated[Domain | None, Query()] = None,
     period_from: Annotated[date | None, Query()] = None,
     period_to: Annotated[date | None, Query()] = None,
-) -> Page[DatasetOut]:
-    return svc.catalog.search(
-        q, producer_type, domain, period_from, period_to, page.offset, page.limit
+) -> Response:
+    return model_response(
+        svc.catalog.search(
+            q, producer_type, domain, period_from, period_to, page.offset, page.limit
+        )
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from passerelle.access import permissions as perm
 from passerelle.access.enums import RequestStatus, ReviewStatus, Role
@@ -18,17 +19,22 @@ from passerelle.access.schemas import (
     TickOut,
 )
 from passerelle.web.deps import Caller, Pages, Svc
-from passerelle.web.errors import ERROR_RESPONSES
+from passerelle.web.errors import ERROR_RESPONSES, model_response
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-@router.get("/requests", tags=["requests"], summary="Requests the caller may see")
+@router.get(
+    "/requests",
+    tags=["requests"],
+    summary="Requests the caller may see",
+    response_model=Page[RequestOut],
+)
 def list_requests(
     svc: Svc, p: Caller, page: Pages, status: Annotated[RequestStatus | None, Query()] = None
-) -> Page[RequestOut]:
-    return svc.requests.list(p, status, page.offset, page.limit)
+) -> Response:
+    return model_response(svc.requests.list(p, status, page.offset, page.limit))
 
 
 @router.post(
@@ -66,11 +72,16 @@ def close_request(svc: Svc, p: Caller, request_id: Id) -> RequestOut:
     return svc.requests.close(p, request_id)
 
 
-@router.get("/reviews", tags=["reviews"], summary="The reviewer queue, nearest deadline first")
+@router.get(
+    "/reviews",
+    tags=["reviews"],
+    summary="The reviewer queue, nearest deadline first",
+    response_model=Page[ReviewOut],
+)
 def review_queue(
     svc: Svc, p: Caller, page: Pages, status: Annotated[ReviewStatus | None, Query()] = None
-) -> Page[ReviewOut]:
-    return svc.requests.queue(p, None, status, page.offset, page.limit)
+) -> Response:
+    return model_response(svc.requests.queue(p, None, status, page.offset, page.limit))
 
 
 @router.post(
