@@ -24,7 +24,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from passerelle.errors import ConfigError
+from passerelle.errors import ConfigError, UserError
 
 # --- Defaults and their sources -------------------------------------------------------------
 
@@ -196,6 +196,27 @@ class Policy(_Frozen):
 
     def allows_output(self, output_type: str) -> bool:
         return output_type in self.output_types
+
+
+class PolicyRefusal(UserError):
+    """The node's policy forbids this purpose or output type."""
+
+    exit_code = 3
+    http_status = 403
+
+
+def require_allowed(policy: Policy, purpose: str | None, output_type: str) -> None:
+    """Refuse, with the policy's name, a purpose or an output type the node does not release."""
+    if not policy.allows_output(output_type):
+        raise PolicyRefusal(
+            f"policy {policy.label} does not release {output_type!r} outputs "
+            f"(it releases: {', '.join(policy.output_types)})"
+        )
+    if purpose is not None and not policy.allows_purpose(purpose):
+        raise PolicyRefusal(
+            f"policy {policy.label} does not accept the purpose {purpose!r} "
+            f"(it accepts: {', '.join(policy.purposes)})"
+        )
 
 
 #: What a protected result names when the local steward ran it with `--policy none`.

@@ -85,3 +85,12 @@ extract: {k: 20, l: 3, max_suppression: 0.01, date_shift_days: 30}
     assert pol.allows_output("aggregate") and not pol.allows_output("extract")
     assert pol.dp.mechanism is P.Mechanism.gaussian and pol.dp.period is P.BudgetPeriod.week
     assert P.parse_policy(pol.normalised()) == pol
+
+
+def test_purposes_and_output_types_are_enforced():
+    pol = P.parse_policy({"policy": "x", "purposes": ["research"], "output_types": ["aggregate"]})
+    P.require_allowed(pol, "research", "aggregate")
+    with pytest.raises(P.PolicyRefusal, match="does not release 'extract'"):
+        P.require_allowed(pol, "research", "extract")
+    with pytest.raises(P.PolicyRefusal, match="purpose 'marketing'"):
+        P.require_allowed(pol, "marketing", "aggregate")
