@@ -94,3 +94,17 @@ def test_truncation_is_detected_by_the_checkpoint(ctx):
     assert not v.ok and v.first_broken == 5 and "truncated" in v.problem
     with ctx.db.read() as s:
         assert s.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc())) == 4
+
+
+def test_concurrent_writers_keep_one_chain(ctx):
+    """Appends from many threads serialize on the checkpoint: no fork, no gap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(i):
+        with ctx.db.write() as s:
+            audit.append(s, ctx.clock, f"user:{i}", "test.concurrent", "thing", i, {"i": i})
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(write, range(40)))
+    v = _verify(ctx)
+    assert v.ok and v.count == 40
