@@ -7,6 +7,7 @@ transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -177,7 +178,7 @@ class Requests:
             return ReviewPage(total=total, offset=offset, limit=limit, items=items)
 
     # -- the applicant ----------------------------------------------------------------------
-    def _check_datasets(self, dal: AccessData, ids: list[int]) -> None:
+    def _check_datasets(self, dal: AccessData, ids: Sequence[int]) -> None:
         found = {d.id: d for d in dal.datasets(ids)}
         for i in ids:
             if i not in found or not found[i].published:
@@ -404,7 +405,7 @@ class Requests:
                     t = find_transition(
                         REVIEW_TRANSITIONS, review.status, ReviewStatus.APPROVED, Owner.SYSTEM
                     )
-                    review.status, review.decided_at, review.on_silence = t.target, now, True
+                    review.status, review.decided_at, review.on_silence = ReviewStatus.APPROVED, now, True
                     dal.audit(
                         SYSTEM_ACTOR,
                         t.action,
