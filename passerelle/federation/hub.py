@@ -195,6 +195,8 @@ class HubService:
             key = self.trust.get(payload["node_key_id"])
             if key is None or key.name != node.name or payload.get("node") != node.name:
                 raise BadSignature("result signed by another node's key")
+            if payload.get("kind") != kind:
+                raise BadSignature("result of another kind of request")
             result_from_wire(payload["result"])  # must parse
         except BadSignature as exc:
             return answer(INVALID, str(exc))

@@ -44,6 +44,9 @@ from passerelle.federation.wire import result_to_wire
 
 log = logging.getLogger("passerelle.federation.node")
 
+# A study spec is a few kilobytes; anything much larger is refused before parsing.
+MAX_BODY_BYTES = 1_000_000
+
 # Through the federation a node releases aggregates only: a pseudonymized extract is produced
 # by `passerelle extract` under its own checks, never sent through this service.
 FEDERATED_OUTPUT_TYPES = ("aggregates",)
@@ -266,8 +269,14 @@ def create_node_app(service: NodeService) -> FastAPI:
         return _json({"error": exc.code, "reason": str(exc), "node": service.name}, exc.http_status)
 
     async def body_of(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise Refused("envelope too large", code="too_large", status=413)
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise Refused("envelope too large", code="too_large", status=413)
         try:
-            return orjson.loads(await request.body())
+            return orjson.loads(body)
         except orjson.JSONDecodeError:
             raise Refused("body is not JSON", code="malformed", status=400) from None
 

@@ -71,5 +71,7 @@ def test_serve_role_all_runs_hub_and_local_node_in_one_process(tmp_path, gibleed
         ).json()
         assert refused["partial"] and refused["missing"][0]["reason"].startswith("not_approved")
         assert stat.S_IMODE((tmp_path / "data" / "keys" / "hub.key").stat().st_mode) == 0o600
+        # the single window's REST API is served by the same process
+        assert httpx.get(proc.url + "/api/v1/openapi.json", timeout=60).status_code == 200
     finally:
         proc.stop()

@@ -494,3 +494,10 @@ def test_dp_mode_states_the_combined_noise(cluster):
     assert out["dp"]["combined_per_cell_sd"] > 0
     again = run(cluster, mode="dp", request_id="r-dp2")  # same study: the same noisy answer
     assert [s["result"] for s in again["sites"]] == [s["result"] for s in out["sites"]]
+
+
+def test_an_oversized_body_is_refused_before_parsing(cluster):
+    resp = httpx.post(
+        cluster.nodes["chu-a"].url + "/node/v1/studies", content=b"x" * 2_000_000, timeout=60
+    )
+    assert refusal(resp) == (413, "too_large")
