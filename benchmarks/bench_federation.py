@@ -105,7 +105,11 @@ def run() -> list[BenchRow]:
             finally:
                 cluster.stop()
             ms = [o * 1000 for o in overhead]
-            note = f"{iterations} studies; hub end-to-end minus slowest node's study time"
+            load = os.getloadavg()[0]
+            note = (
+                f"{iterations} studies; hub end-to-end minus slowest node's study time; "
+                f"load average {load:.1f} on {os.cpu_count()} cores"
+            )
             rows.append(
                 BenchRow(
                     "federation",

@@ -146,7 +146,7 @@ class NodeRegister:
                 .where(approvals.c.project_id == project_id, approvals.c.revoked_at.is_(None))
                 .values(revoked_at=now or dt.datetime.now(dt.UTC))
             )
-            return res.rowcount
+            return int(getattr(res, "rowcount", 0))
 
     def approvals_of(self, project_id: str) -> list[Approval]:
         with self.engine.connect() as conn:
@@ -160,7 +160,7 @@ class NodeRegister:
                     r["output_type"],
                     r["approved_by"],
                     r["reference"],
-                    _aware(r["approved_at"]),
+                    _aware(r["approved_at"]) or r["approved_at"],
                     _aware(r["expires_at"]),
                     _aware(r["revoked_at"]),
                 )
