@@ -146,12 +146,19 @@ def seed_catalogue(
     start_year: int,
     end_year: int,
 ) -> None:
-    """One dataset per hospital, profiled from its store through the catalogue service (the
-    profile passes the disclosure control before it is stored)."""
+    """One dataset per hospital, created by its steward; profiled from the store when
+    `store_urls` names it (see `profile_datasets`)."""
     catalog = Catalog(ctx)
     for h in HOSPITALS:
         steward = seeded.principal(h.node, Role.STEWARD)
         out = catalog.create(steward, dataset_in(h, start_year, end_year))
         seeded.datasets[h.node] = out.id
-        if h.node in store_urls:
-            catalog.profile_from_store(steward, out.id, store_urls[h.node])
+    profile_datasets(ctx, seeded, store_urls)
+
+
+def profile_datasets(ctx: Context, seeded: Seeded, store_urls: dict[str, str]) -> None:
+    """Each hospital's steward profiles its dataset from its store through the catalogue
+    service (the profile passes the disclosure control before it is stored)."""
+    catalog = Catalog(ctx)
+    for node, url in store_urls.items():
+        catalog.profile_from_store(seeded.principal(node, Role.STEWARD), seeded.datasets[node], url)

@@ -10,8 +10,11 @@ folder: results), `logs/`.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +33,7 @@ from passerelle.demo.hospitals import (
     write_vocabulary_csv,
 )
 from passerelle.demo.procs import Processes, free_port, port_is_free
-from passerelle.demo.seed import Seeded, seed_accounts, seed_catalogue
+from passerelle.demo.seed import Seeded, profile_datasets, seed_accounts, seed_catalogue
 
 START_YEAR, END_YEAR = 2012, 2024
 # The node's disclosure policy: the privacy package's defaults, and every purpose the single
@@ -83,34 +86,53 @@ def build(settings: Settings, options: Options, say: Say) -> System:
     write_vocabulary_csv(vocab_csv)
     system.vocabulary_url = fresh_store_with_vocabulary(root / "vocabulary.duckdb", vocab_csv)
     ingest_settings = settings.model_copy(update={"data_dir": root})
-    for h in HOSPITALS:
-        built = build_hospital(
-            h, root, vocab_csv, ingest_settings, options.persons, options.seed, say
-        )
-        system.hospitals[h.node] = built
+    # The hospitals are built in worker processes while this one fills the app database.
+    workers = max(1, min(len(HOSPITALS), (os.cpu_count() or 1)))
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         say(
-            f"{h.node}: {sum(built.loaded.values()):,} resources loaded, "
-            f"{built.quarantined} quarantined, {built.rows.get('person', 0):,} persons"
+            f"building {len(HOSPITALS)} hospitals (FHIR export, then ingest) in {workers} process(es)"
         )
-    _app_database(system, say)
+        futures = {
+            pool.submit(
+                build_hospital, h, root, vocab_csv, ingest_settings, options.persons, options.seed
+            ): h.node
+            for h in HOSPITALS
+        }
+        clock = _app_database(system, say)
+        for future in as_completed(futures):
+            built = future.result()
+            system.hospitals[futures[future]] = built
+            say(
+                f"{built.hospital.node}: {sum(built.resources.values()):,} FHIR resources, "
+                f"{sum(built.loaded.values()):,} loaded, {built.quarantined} quarantined, "
+                f"{built.rows.get('person', 0):,} persons"
+            )
+    assert system.seeded is not None
+    clock.set(system.now)
+    say("catalogue: each steward profiles its dataset from its store (disclosure-controlled)")
+    stores = {n: system.hospitals[n].store_url for n in system.seeded.datasets}
+    profile_datasets(system.context(clock), system.seeded, stores)
     _federation_files(system)
     return system
 
 
-def _app_database(system: System, say: Say) -> None:
+def _app_database(system: System, say: Say) -> MovableClock:
     system.app_db_url = f"sqlite:///{system.root / 'passerelle.db'}"
     db = Database(system.app_db_url)
     db.upgrade()
     clock = MovableClock(system.now - timedelta(days=HISTORY_DAYS + 30))
     ctx = system.context(clock)
-    say("single window: organisations, users, catalogue (profiles from the stores)")
+    say("single window: organisations, users (one per role), datasets")
     seeded = seed_accounts(ctx)
-    stores = {n: b.store_url for n, b in system.hospitals.items()}
-    seed_catalogue(ctx, seeded, stores, START_YEAR, END_YEAR)
+    seed_catalogue(ctx, seeded, {}, START_YEAR, END_YEAR)
     system.seeded = seeded
     plans = plan_history(system.now, system.options.seed, system.options.requests / 300)
-    say(f"history: {len(plans)} requests replayed through the access services")
+    say(f"history: replaying {len(plans)} requests through the access services")
     system.history = replay(ctx, clock, seeded, plans, system.now)
+    h = system.history
+    say(f"history: {h.played:,} steps, {h.runs} first study runs, {len(h.approvals)} approvals")
+    return clock
 
 
 def _federation_files(system: System) -> None:
