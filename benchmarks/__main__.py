@@ -18,7 +18,7 @@ from benchmarks.common import BenchRow
 
 
 def main(argv: list[str]) -> int:
-    console = Console()
+    console = Console(width=200)
     modules = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     if argv:
         modules = [m for m in modules if any(w in m for w in argv)]
