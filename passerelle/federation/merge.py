@@ -16,7 +16,9 @@ Rules (docs/federation.md explains them with examples):
 - Distributions are merged from sufficient statistics when every site released them:
   (n, sum, sum of squares), or (n, mean, sd) which determine them. Percentiles, min and max are
   not mergeable: they stay per site.
-- Other statistics (proportions, rates) stay per site.
+- An outcome's proportion is recomputed from the merged persons and outcome_persons when
+  both are released; other statistics (rates, survival) stay per site. Kaplan-Meier tables
+  are not merged: each site reports at-risk counts only at its own event times.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ SUPPRESSED = "suppressed"
 ROUNDED = "rounded"
 NOISY = "noisy"
 SECONDARY = "secondary"  # complementary suppression (passerelle.privacy.rules)
+
+# Tables whose rows cannot be summed across sites.
+NOT_MERGED = {
+    "survival": "not merged: a site reports at-risk counts only at its own event times, so "
+    "Kaplan-Meier curves stay per site",
+}
 
 N_NAMES = ("n", "count", "persons")
 SUM_NAMES = ("sum", "total")
@@ -114,9 +122,28 @@ def merge_table(parts: list[SiteTable]) -> MergedTable:
         out.notes.append(f"not merged: columns differ at {', '.join(differing)}")
         return out
     index = {name: j for j, (name, _) in enumerate(layout)}
+    if first.analysis in NOT_MERGED:
+        out.notes.append(NOT_MERGED[first.analysis])
+        return out
     if first.analysis == "distribution" or _pick(SUMSQ_NAMES, index):
         return _merge_distribution(parts, out, index)
-    return _merge_counts(parts, out, index)
+    merged = _merge_counts(parts, out, index)
+    if first.analysis == "outcome":
+        _proportions(merged, index)
+    return merged
+
+
+def _proportions(out: MergedTable, index: dict[str, int]) -> None:
+    """An outcome's proportion = outcome_persons / persons, from the merged counts when both
+    are known (never from bounds); other statistics of the table stay per site."""
+    p, o, q = index.get("persons"), index.get("outcome_persons"), index.get("proportion")
+    if p is None or o is None or q is None:
+        return
+    for r, row in enumerate(out.rows):
+        if row[p] is not None and row[o] is not None and row[p] > 0:
+            row[q] = row[o] / row[p]
+            out.cells.append({"row": r, "column": "proportion", "value": row[q], "derived": True})
+    out.notes.append("proportion recomputed from the merged counts where both are released")
 
 
 def _rows_by_key(t: AggregateTable, dims: list[int]) -> dict[tuple[Any, ...], int]:

@@ -109,3 +109,25 @@ def test_a_complementary_suppression_leaves_the_upper_bound_open():
     assert m.cells[0]["at_least"] == 40 and m.cells[0]["at_most"] is None
     [m] = merge_tables([site("a", table([(1, None)], prim)), site("b", table([(1, 40)]))])
     assert m.cells[0]["at_most"] == 45
+
+
+def test_outcome_proportions_come_from_merged_counts_and_survival_is_not_merged():
+    cols = (
+        ResultColumn("persons", "count"),
+        ResultColumn("outcome_persons", "count"),
+        ResultColumn("proportion", "statistic", "number"),
+    )
+    a = table([(100, 20, 0.2)], name="o", analysis="outcome", columns=cols)
+    b = table([(50, 20, 0.4)], name="o", analysis="outcome", columns=cols)
+    [m] = merge_tables([site("a", a), site("b", b)])
+    assert m.rows == [[150, 40, 40 / 150]]
+    s_cols = (
+        ResultColumn("time_days", "dimension"),
+        ResultColumn("at_risk", "count"),
+        ResultColumn("events", "count"),
+        ResultColumn("censored", "count"),
+        ResultColumn("survival", "statistic", "number"),
+    )
+    km = table([(10, 50, 1, 0, 0.98)], name="km", analysis="survival", columns=s_cols)
+    [m] = merge_tables([site("a", km), site("b", km)])
+    assert m.rows == [] and "per site" in m.notes[0]
