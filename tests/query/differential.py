@@ -51,10 +51,21 @@ def _fill(table: str, row: dict[str, Any]) -> dict[str, Any]:
 def random_cdm(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
     """A few persons with periods, visits and events of seven domains."""
     n = rng.randint(1, 5)
-    data: dict[str, list[dict[str, Any]]] = {t: [] for t in (
-        "person", "observation_period", "visit_occurrence", "condition_occurrence",
-        "drug_exposure", "measurement", "procedure_occurrence", "drug_era", "death",
-        "concept_ancestor")}  # fmt: skip
+    data: dict[str, list[dict[str, Any]]] = {
+        t: []
+        for t in (
+            "person",
+            "observation_period",
+            "visit_occurrence",
+            "condition_occurrence",
+            "drug_exposure",
+            "measurement",
+            "procedure_occurrence",
+            "drug_era",
+            "death",
+            "concept_ancestor",
+        )
+    }
     ids = iter(range(1, 10_000))
     for pid in range(1, n + 1):
         data["person"].append(
@@ -106,7 +117,7 @@ def random_cdm(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
                 "condition_end_date": end(s),
                 "visit_occurrence_id": rng.choice(visit_ids),
                 "condition_source_concept_id": rng.choice((0, 500)),
-            }  # fmt: skip
+            }
         )
     for _ in range(rng.randint(0, 8)):
         s = _day(rng)
@@ -118,7 +129,7 @@ def random_cdm(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
                 "drug_exposure_start_date": s,
                 "drug_exposure_end_date": end(s, nullable=False),
                 "visit_occurrence_id": rng.choice(visit_ids),
-            }  # fmt: skip
+            }
         )
     for _ in range(rng.randint(0, 6)):
         data["measurement"].append(
@@ -131,7 +142,7 @@ def random_cdm(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
                 "unit_concept_id": rng.choice((None, *UNITS)),
                 "value_as_concept_id": rng.choice((None, *VALUE_CONCEPTS)),
                 "visit_occurrence_id": rng.choice(visit_ids),
-            }  # fmt: skip
+            }
         )
     for _ in range(rng.randint(0, 3)):
         data["procedure_occurrence"].append(
@@ -140,7 +151,7 @@ def random_cdm(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
                 "person_id": rng.choice(persons),
                 "procedure_concept_id": rng.choice(CONCEPTS),
                 "procedure_date": _day(rng),
-            }  # fmt: skip
+            }
         )
     for _ in range(rng.randint(0, 4)):
         s = _day(rng)
@@ -151,7 +162,7 @@ def random_cdm(rng: random.Random) -> dict[str, list[dict[str, Any]]]:
                 "drug_concept_id": rng.choice(CONCEPTS),
                 "drug_era_start_date": s,
                 "drug_era_end_date": end(s, nullable=False),
-            }  # fmt: skip
+            }
         )
     for pid in rng.sample(persons, rng.randint(0, min(2, len(persons)))):
         data["death"].append(
@@ -208,7 +219,7 @@ def _events(draw: Any, domains: tuple[m.Domain, ...] | None = None) -> m.Event |
                 m.Domain.DRUG_ERA,
                 m.Domain.DEATH,
                 m.Domain.PROCEDURE,
-            )  # fmt: skip
+            )
         )
     )
     kw: dict[str, Any] = {}
@@ -250,10 +261,13 @@ def criteria(depth: int = 1) -> st.SearchStrategy[m.Criterion]:
     leaf = st.one_of(
         st.builds(
             lambda e, w, lo, extra: m.Require(e, w, lo, None if extra is None else lo + extra),
-            events(), windows(), st.integers(0, 2), st.one_of(st.none(), st.integers(0, 2)),
+            events(),
+            windows(),
+            st.integers(0, 2),
+            st.one_of(st.none(), st.integers(0, 2)),
         ),
         st.builds(m.Exclude, events(), windows()),
-    )  # fmt: skip
+    )
     if depth == 0:
         return leaf
     group = st.builds(
@@ -277,7 +291,7 @@ dimensions = st.sampled_from(
         m.Dimension(
             m.DimensionKind.CONCEPT_COLUMN, source=m.ColumnSource.PERSON, column="race_concept_id"
         ),
-    )  # fmt: skip
+    )
 )
 by = st.lists(dimensions, max_size=2, unique_by=lambda d: d.output_name).map(tuple)
 
@@ -286,28 +300,61 @@ def analyses(i: int) -> st.SearchStrategy[m.Analysis]:
     name = f"a{i}"
     return st.one_of(
         st.builds(m.Count, st.just(name), st.sampled_from(tuple(m.CountUnit)), by),
-        _valid(st.builds(_maybe, st.just(m.Outcome), st.just(name), events(), windows(True), by,
-                         st.booleans())),
-        _valid(st.builds(_maybe, st.just(m.Distribution), st.just(name), st.just(m.DistributionOf.AGE),
-                         by=by)),
-        st.builds(m.Distribution, st.just(name), st.just(m.DistributionOf.VALUE),
-                  events((m.Domain.MEASUREMENT,)), windows(), st.sampled_from(tuple(m.Occurrence)),
-                  by),
-        st.builds(m.Distribution, st.just(name), st.just(m.DistributionOf.DAYS_TO_OUTCOME),
-                  events(), windows(), by=by),
+        _valid(
+            st.builds(
+                _maybe,
+                st.just(m.Outcome),
+                st.just(name),
+                events(),
+                windows(True),
+                by,
+                st.booleans(),
+            )
+        ),
+        _valid(
+            st.builds(
+                _maybe, st.just(m.Distribution), st.just(name), st.just(m.DistributionOf.AGE), by=by
+            )
+        ),
+        st.builds(
+            m.Distribution,
+            st.just(name),
+            st.just(m.DistributionOf.VALUE),
+            events((m.Domain.MEASUREMENT,)),
+            windows(),
+            st.sampled_from(tuple(m.Occurrence)),
+            by,
+        ),
+        st.builds(
+            m.Distribution,
+            st.just(name),
+            st.just(m.DistributionOf.DAYS_TO_OUTCOME),
+            events(),
+            windows(),
+            by=by,
+        ),
         st.just(m.Attrition(name)),
         st.builds(m.Survival, st.just(name), events(), windows(True), by),
-    )  # fmt: skip
+    )
 
 
 exits = st.one_of(
     st.none(),
-    st.builds(m.Exit, st.just(m.ExitKind.FIXED), st.integers(0, 40), collapse_days=st.integers(0, 10)),
+    st.builds(
+        m.Exit, st.just(m.ExitKind.FIXED), st.integers(0, 40), collapse_days=st.integers(0, 10)
+    ),
     st.builds(m.Exit, st.just(m.ExitKind.OBSERVATION_END)),
-    st.builds(m.Exit, st.just(m.ExitKind.EXPOSURE), st.integers(0, 10), st.integers(0, 30),
-              st.integers(0, 10)),
-    st.builds(m.Exit, st.just(m.ExitKind.EVENT_END), st.integers(0, 10), collapse_days=st.integers(0, 5)),
-)  # fmt: skip
+    st.builds(
+        m.Exit,
+        st.just(m.ExitKind.EXPOSURE),
+        st.integers(0, 10),
+        st.integers(0, 30),
+        st.integers(0, 10),
+    ),
+    st.builds(
+        m.Exit, st.just(m.ExitKind.EVENT_END), st.integers(0, 10), collapse_days=st.integers(0, 5)
+    ),
+)
 
 
 @st.composite

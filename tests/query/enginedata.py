@@ -70,6 +70,7 @@ class SmallData:
         self.engine = engine
         self.root = root
         self.store: Store | None = None
+        self._filled: set[str] = set()
         if engine == "duckdb":
             self.store = open_store(f"duckdb://{root / 'small.duckdb'}")
             self.store.init([TABLES_BY_NAME[t] for t in STUDY_TABLES])
@@ -85,7 +86,13 @@ class SmallData:
             return open_store(f"spark://{warehouse}")
         assert self.store is not None
         for name in STUDY_TABLES:
-            self._replace(name, data.get(name, []))
+            rows = data.get(name, [])
+            if rows or name in self._filled:
+                self._replace(name, rows)
+            if rows:
+                self._filled.add(name)
+            else:
+                self._filled.discard(name)
         return self.store
 
     def _replace(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:

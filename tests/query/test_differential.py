@@ -31,9 +31,13 @@ def budget(engine: str) -> settings:
         max_examples=PROFILE[engine],
         deadline=None,
         derandomize=engine == "spark",
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                               HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
-    )  # fmt: skip
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.data_too_large,
+        ],
+    )
 
 
 def agree(runner, data, study) -> None:

@@ -47,13 +47,15 @@ class AnalysisCompiler:
         """Add ``dims``: the final entries with one column d_i per breakdown."""
         f, v = "f", "v"
         sel = q.select(exp.Column(this=exp.Star(), table=exp.to_identifier(f))).from_(
-            exp.alias_(exp.to_table(FINAL), f, table=True)
+            exp.alias_(exp.to_table(FINAL), f, table=True),
+            copy=False,
         )
         if any(d.kind in VISIT_DIMS for d in by):
             sel = sel.join(
                 self.table(m.VISIT_TABLE, v),  # type: ignore[attr-defined]
                 on=q.col("visit_occurrence_id", v).eq(q.col("visit_id", f)),
                 join_type="left",
+                copy=False,
             )
         names = []
         for i, d in enumerate(by):
@@ -75,12 +77,13 @@ class AnalysisCompiler:
                 q.alias(q.col("entry_no", f), "entry_no"),
                 q.alias(exp.Min(this=q.col("start_date", t)), "first_hit"),
             )
-            .from_(exp.alias_(exp.to_table(FINAL), f, table=True))
+            .from_(exp.alias_(exp.to_table(FINAL), f, table=True), copy=False)
             .join(
                 exp.alias_(exp.to_table(ev), t, table=True),
                 on=q.and_(*self.in_window(t, f, window, until)),  # type: ignore[attr-defined]
+                copy=False,
             )
-            .group_by(q.col("person_id", f), q.col("entry_no", f)),
+            .group_by(q.col("person_id", f), q.col("entry_no", f), copy=False),
         )
 
     def with_hits(self, dims: list[str], extra: list[exp.Expression]) -> exp.Select:
@@ -91,7 +94,7 @@ class AnalysisCompiler:
                 *[q.alias(q.col(n, f), n) for n in dims],
                 *extra,
             )
-            .from_(exp.alias_(exp.to_table("dims"), f, table=True))
+            .from_(exp.alias_(exp.to_table("dims"), f, table=True), copy=False)
             .join(
                 exp.alias_(exp.to_table("hits"), h, table=True),
                 on=q.and_(
@@ -99,6 +102,7 @@ class AnalysisCompiler:
                     q.col("entry_no", h).eq(q.col("entry_no", f)),
                 ),
                 join_type="left",
+                copy=False,
             )
         )
 
@@ -128,9 +132,9 @@ class AnalysisCompiler:
     def group_select(self, dims: list[str], by: tuple[m.Dimension, ...], source: str) -> exp.Select:
         sel = q.select(
             *[q.alias(q.col(n), d.output_name, quoted=True) for n, d in zip(dims, by, strict=True)]
-        ).from_(source)
+        ).from_(source, copy=False)
         if dims:
-            sel = sel.group_by(*[q.col(n) for n in dims])
+            sel = sel.group_by(*[q.col(n) for n in dims], copy=False)
         return sel
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -205,15 +209,18 @@ class AnalysisCompiler:
         if a.of is m.DistributionOf.AGE:
             vals = (
                 q.select(*dim_cols, q.alias(self.to_double(q.col("age", f)), "x"))  # type: ignore[attr-defined]
-                .from_(exp.alias_(exp.to_table("dims"), f, table=True))
-                .where(exp.Not(this=exp.Is(this=q.col("age", f), expression=exp.Null())))
+                .from_(exp.alias_(exp.to_table("dims"), f, table=True), copy=False)
+                .where(
+                    exp.Not(this=exp.Is(this=q.col("age", f), expression=exp.Null())), copy=False
+                )
             )
         elif a.of is m.DistributionOf.DAYS_TO_OUTCOME:
             assert a.event is not None
             self.first_hits(ctes, a.event, a.window, study.cohort.exit is not None)
             days = self.day_diff(q.col("first_hit", "h"), q.col("index_date", f))  # type: ignore[attr-defined]
             vals = self.with_hits(dims, [q.alias(self.to_double(days), "x")]).where(  # type: ignore[attr-defined]
-                exp.Not(this=exp.Is(this=q.col("first_hit", "h"), expression=exp.Null()))
+                exp.Not(this=exp.Is(this=q.col("first_hit", "h"), expression=exp.Null())),
+                copy=False,
             )
         else:
             vals = self.values_in_window(ctes, a, dims)
@@ -227,13 +234,14 @@ class AnalysisCompiler:
         value = q.col("value_num", t)
         sel = (
             q.select(*[q.alias(q.col(n, f), n) for n in dims], q.alias(value, "x"))
-            .from_(exp.alias_(exp.to_table("dims"), f, table=True))
+            .from_(exp.alias_(exp.to_table("dims"), f, table=True), copy=False)
             .join(
                 exp.alias_(exp.to_table(ev), t, table=True),
                 on=q.and_(
                     *self.in_window(t, f, a.window),  # type: ignore[attr-defined]
                     exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
                 ),
+                copy=False,
             )
         )
         if a.occurrence is m.Occurrence.ALL:
@@ -244,8 +252,8 @@ class AnalysisCompiler:
         ctes.add("picked", sel.select(q.alias(pick, "pick"), copy=False))
         return (
             q.select(*[q.col(n) for n in dims], q.col("x"))
-            .from_("picked")
-            .where(q.col("pick").eq(1))
+            .from_("picked", copy=False)
+            .where(q.col("pick").eq(1), copy=False)
         )
 
     def summary(self, ctes: Ctes, dims: list[str], by: tuple[m.Dimension, ...]) -> exp.Select:
@@ -269,7 +277,7 @@ class AnalysisCompiler:
         for name, p in m.PERCENTILES.items():
             h = self.to_double(exp.Paren(this=n_all.copy() - q.num(1))) * q.num(float(p))  # type: ignore[attr-defined]
             cols.append(q.alias(h, f"h_{name}"))
-        ctes.add("ranked", q.select(*cols).from_("vals"))
+        ctes.add("ranked", q.select(*cols).from_("vals", copy=False))
         lo_cols = [exp.Star()]
         for name in m.PERCENTILES:
             lo = exp.cast(exp.Floor(this=q.col(f"h_{name}")), q.BIGINT)
@@ -280,7 +288,7 @@ class AnalysisCompiler:
                 lo.copy() + q.num(1),
             )
             lo_cols.append(q.alias(hi, f"hi_{name}"))
-        ctes.add("ranks", q.select(*lo_cols).from_("ranked"))
+        ctes.add("ranks", q.select(*lo_cols).from_("ranked", copy=False))
         x = q.col("x")
         dev = exp.Paren(this=x - q.col("mean"))
         sd = q.case(
@@ -317,7 +325,7 @@ class AnalysisCompiler:
                 q.select(
                     q.alias(q.num(step), "step", quoted=True),
                     q.alias(q.count_distinct(who), "persons", quoted=True),
-                ).from_("flagged")
+                ).from_("flagged", copy=False)
             )
         out: exp.Query = selects[0]
         for s in selects[1:]:
@@ -339,7 +347,8 @@ class AnalysisCompiler:
             end,
         )
         times = self.with_hits(dims, [q.alias(time, "t"), q.alias(q.flag(hit), "ev")]).where(
-            end.copy() >= q.num(int(a.window.start or 0))
+            end.copy() >= q.num(int(a.window.start or 0)),
+            copy=False,
         )
         ctes.add("times", times)
         steps = (
@@ -350,8 +359,8 @@ class AnalysisCompiler:
                 q.alias(exp.cast(exp.Sum(this=q.num(1) - q.col("ev")), q.BIGINT), "censored"),
                 q.alias(q.count_star(), "n_t"),
             )
-            .from_("times")
-            .group_by(*[q.col(n) for n in dims], q.col("t"))
+            .from_("times", copy=False)
+            .group_by(*[q.col(n) for n in dims], q.col("t"), copy=False)
         )
         ctes.add("steps", steps)
         at_risk = q.window(
@@ -369,4 +378,4 @@ class AnalysisCompiler:
             q.alias(exp.cast(at_risk, q.BIGINT), "at_risk", quoted=True),
             q.alias(q.col("events"), "events", quoted=True),
             q.alias(q.col("censored"), "censored", quoted=True),
-        ).from_("steps")
+        ).from_("steps", copy=False)

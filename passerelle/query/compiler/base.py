@@ -74,14 +74,15 @@ class BaseCompiler(CohortCompiler, AnalysisCompiler):
         final = self.analysis(analysis, ctes, study, flags)
         return ctes.attach(final)
 
-    def statements(self, study: m.Study) -> list[tuple[m.Analysis, str]]:
+    def statements(self, study: m.Study, pretty: bool = False) -> list[tuple[m.Analysis, str]]:
+        """One SQL statement per analysis, in the study's order."""
         return [
-            (a, self.statement(study, a).sql(dialect=self.write_dialect or None, pretty=True))
+            (a, self.statement(study, a).sql(dialect=self.write_dialect or None, pretty=pretty))
             for a in study.analyses
         ]
 
     def script(self, study: m.Study) -> str:
         parts = []
-        for i, (a, sql) in enumerate(self.statements(study), start=1):
+        for i, (a, sql) in enumerate(self.statements(study, pretty=True), start=1):
             parts.append(f"-- analysis {i}: {m.analysis_kind(a)}\n{sql};\n")
         return "\n".join(parts)

@@ -71,8 +71,8 @@ class CohortCompiler:
     def descendants(self, ids: tuple[int, ...]) -> exp.Select:
         return (
             q.select(q.col("descendant_concept_id", "ca"))
-            .from_(self.table(m.CONCEPT_ANCESTOR_TABLE, "ca"))
-            .where(q.in_list(q.col("ancestor_concept_id", "ca"), ids))
+            .from_(self.table(m.CONCEPT_ANCESTOR_TABLE, "ca"), copy=False)
+            .where(q.in_list(q.col("ancestor_concept_id", "ca"), ids), copy=False)
         )
 
     def concept_match(self, cs: m.ConceptSet, info: m.DomainTable, t: str) -> exp.Expression:
@@ -120,8 +120,8 @@ class CohortCompiler:
         if e.visit_type:
             visits = (
                 q.select(q.col("visit_occurrence_id", "vt"))
-                .from_(self.table(m.VISIT_TABLE, "vt"))
-                .where(q.in_list(q.col("visit_concept_id", "vt"), e.visit_type))
+                .from_(self.table(m.VISIT_TABLE, "vt"), copy=False)
+                .where(q.in_list(q.col("visit_concept_id", "vt"), e.visit_type), copy=False)
             )
             conds.append(q.in_query(q.col(str(info.visit_column), t), visits))
         return exp.Paren(this=q.and_(*conds)) if conds else exp.true()
@@ -156,13 +156,14 @@ class CohortCompiler:
         match = q.or_(*[self.event_match(e, t) for e in events])
         return (
             q.select(*cols)
-            .from_(self.table(info.table, t))
+            .from_(self.table(info.table, t), copy=False)
             .where(
                 q.and_(
                     exp.Not(this=exp.Is(this=q.col("person_id", t), expression=exp.Null())),
                     exp.Not(this=exp.Is(this=start.copy(), expression=exp.Null())),
                     match,
-                )
+                ),
+                copy=False,
             )
         )
 
@@ -221,7 +222,7 @@ class CohortCompiler:
                     "era_end",
                 )
             )
-        ctes.add("entries", q.select(*entry_cols).from_(source))
+        ctes.add("entries", q.select(*entry_cols).from_(source, copy=False))
 
         e, p = "e", "p"
         cand_cols = [
@@ -241,14 +242,15 @@ class CohortCompiler:
             cand_cols.append(q.alias(q.col("era_end", e), "era_end"))
         cand = (
             q.select(*cand_cols)
-            .from_(exp.alias_(exp.to_table("entries"), e, table=True))
+            .from_(exp.alias_(exp.to_table("entries"), e, table=True), copy=False)
             .join(
                 self.table(m.PERSON_TABLE, p),
                 on=q.col("person_id", p).eq(q.col("person_id", e)),
+                copy=False,
             )
         )
         if occ is not m.Occurrence.ALL:
-            cand = cand.where(q.col("entry_no", e).eq(1))
+            cand = cand.where(q.col("entry_no", e).eq(1), copy=False)
         periods = needs_period(study)
         if periods:
             ctes.add("entered", cand)
@@ -274,7 +276,10 @@ class CohortCompiler:
         prev = q.window(
             exp.Max(this=q.col("end_date")), [q.col("person_id")], key_order(), frame="before"
         )
-        ctes.add("exposure", q.select(exp.Star(), q.alias(prev, "prev_end")).from_("entry_events"))
+        ctes.add(
+            "exposure",
+            q.select(exp.Star(), q.alias(prev, "prev_end")).from_("entry_events", copy=False),
+        )
         new_era = q.flag(
             q.or_(
                 exp.Is(this=q.col("prev_end"), expression=exp.Null()),
@@ -282,7 +287,10 @@ class CohortCompiler:
             )
         )
         era_no = q.window(exp.Sum(this=new_era), [q.col("person_id")], key_order(), frame="running")
-        ctes.add("exposure_eras", q.select(exp.Star(), q.alias(era_no, "era_no")).from_("exposure"))
+        ctes.add(
+            "exposure_eras",
+            q.select(exp.Star(), q.alias(era_no, "era_no")).from_("exposure", copy=False),
+        )
         return "exposure_eras"
 
     def observed(self, ctes: Ctes) -> None:
@@ -305,7 +313,7 @@ class CohortCompiler:
                 q.alias(end, "op_end"),
                 q.alias(rank, "op_rank"),
             )
-            .from_(exp.alias_(exp.to_table("entered"), c, table=True))
+            .from_(exp.alias_(exp.to_table("entered"), c, table=True), copy=False)
             .join(
                 self.table(m.OBSERVATION_PERIOD_TABLE, op),
                 on=q.and_(
@@ -313,6 +321,7 @@ class CohortCompiler:
                     start.copy() <= q.col("index_date", c),
                     end.copy() >= q.col("index_date", c),
                 ),
+                copy=False,
             ),
         )
 
@@ -326,7 +335,7 @@ class CohortCompiler:
                 q.alias(q.col("op_start", o), "op_start"),
                 q.alias(q.col("op_end", o), "op_end"),
             )
-            .from_(exp.alias_(exp.to_table("entered"), c, table=True))
+            .from_(exp.alias_(exp.to_table("entered"), c, table=True), copy=False)
             .join(
                 exp.alias_(exp.to_table("observed"), o, table=True),
                 on=q.and_(
@@ -335,6 +344,7 @@ class CohortCompiler:
                     q.col("op_rank", o).eq(1),
                 ),
                 join_type="left",
+                copy=False,
             )
         )
 
@@ -373,12 +383,13 @@ class CohortCompiler:
                     q.alias(q.col("entry_no", c), "entry_no"),
                     q.alias(q.count_star(), "n"),
                 )
-                .from_(exp.alias_(exp.to_table("candidates"), c, table=True))
+                .from_(exp.alias_(exp.to_table("candidates"), c, table=True), copy=False)
                 .join(
                     exp.alias_(exp.to_table(ev), t, table=True),
                     on=q.and_(*self.in_window(t, c, leaf.window)),
+                    copy=False,
                 )
-                .group_by(q.col("person_id", c), q.col("entry_no", c))
+                .group_by(q.col("person_id", c), q.col("entry_no", c), copy=False)
             )
 
         return ctes.once(("criterion", leaf.event, leaf.window), "crit", build)
@@ -401,7 +412,7 @@ class CohortCompiler:
         step after ``entry``."""
         c = "c"
         sel = q.select(exp.Column(this=exp.Star(), table=exp.to_identifier(c))).from_(
-            exp.alias_(exp.to_table("candidates"), c, table=True)
+            exp.alias_(exp.to_table("candidates"), c, table=True), copy=False
         )
         conds: list[exp.Expression] = []
         index = q.col("index_date", c)
@@ -484,11 +495,17 @@ class CohortCompiler:
             exit_date = self.date_add(q.col("era_end"), ex.days)
         if cohort.observation is not None and ex.kind is not m.ExitKind.OBSERVATION_END:
             exit_date = q.case(q.col("op_end") < exit_date, q.col("op_end"), exit_date.copy())
-        ctes.add("exits", q.select(exp.Star(), q.alias(exit_date, "exit_date")).from_("cohort"))
+        ctes.add(
+            "exits",
+            q.select(exp.Star(), q.alias(exit_date, "exit_date")).from_("cohort", copy=False),
+        )
         order = [q.ordered(index.copy()), q.ordered(q.col("exit_date")), *key_order()[1:]]
         person = [q.col("person_id")]
         prev = q.window(exp.Max(this=q.col("exit_date")), person, order, frame="before")
-        ctes.add("collapse_1", q.select(exp.Star(), q.alias(prev, "prev_exit")).from_("exits"))
+        ctes.add(
+            "collapse_1",
+            q.select(exp.Star(), q.alias(prev, "prev_exit")).from_("exits", copy=False),
+        )
         new = q.flag(
             q.or_(
                 exp.Is(this=q.col("prev_exit"), expression=exp.Null()),
@@ -496,7 +513,10 @@ class CohortCompiler:
             )
         )
         era = q.window(exp.Sum(this=new), person, order, frame="running")
-        ctes.add("collapse_2", q.select(exp.Star(), q.alias(era, "era_no")).from_("collapse_1"))
+        ctes.add(
+            "collapse_2",
+            q.select(exp.Star(), q.alias(era, "era_no")).from_("collapse_1", copy=False),
+        )
         era_part = [q.col("person_id"), q.col("era_no")]
         ctes.add(
             "collapse_3",
@@ -504,12 +524,12 @@ class CohortCompiler:
                 exp.Star(),
                 q.alias(q.window(exp.RowNumber(), era_part, order), "era_rank"),
                 q.alias(q.window(exp.Max(this=q.col("exit_date")), era_part), "era_exit"),
-            ).from_("collapse_2"),
+            ).from_("collapse_2", copy=False),
         )
         cols = [q.col(n) for n in names]
         ctes.add(
             FINAL,
             q.select(*cols, q.alias(q.col("era_exit"), "exit_date"))
-            .from_("collapse_3")
-            .where(q.col("era_rank").eq(1)),
+            .from_("collapse_3", copy=False)
+            .where(q.col("era_rank").eq(1), copy=False),
         )

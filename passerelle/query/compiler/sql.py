@@ -72,14 +72,14 @@ def and_(*conds: exp.Expression | None) -> exp.Expression:
     parts = [c for c in conds if c is not None]
     if not parts:
         return exp.true()
-    return exp.and_(*parts) if len(parts) > 1 else parts[0]
+    return exp.and_(*parts, copy=False) if len(parts) > 1 else parts[0]
 
 
 def or_(*conds: exp.Expression | None) -> exp.Expression:
     parts = [c for c in conds if c is not None]
     if not parts:
         return exp.false()
-    return exp.or_(*parts) if len(parts) > 1 else parts[0]
+    return exp.or_(*parts, copy=False) if len(parts) > 1 else parts[0]
 
 
 def flag(cond: exp.Expression) -> exp.Expression:
@@ -138,4 +138,4 @@ def count_distinct(e: exp.Expression) -> exp.Expression:
 
 
 def select(*cols: exp.Expression) -> exp.Select:
-    return exp.select(*cols)
+    return exp.Select(expressions=list(cols))
