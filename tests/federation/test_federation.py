@@ -125,8 +125,18 @@ def test_merged_counts_equal_the_union_for_released_cells(cluster, union_store):
         n: httpx.get(cluster.nodes[n].url + "/node/v1/health").json()["engine"] for n in MAIN
     }
     assert engines == {"chu-a": "duckdb", "chu-b": "postgres", "chu-c": "duckdb"}
-    truth = union_truth(union_store)
-    compared = bounded = 0
+    assert compare_with_union(out, union_truth(union_store, SPEC)) >= 4
+    # the published Eunomia figures, summed over three hospitals
+    persons = next(t for t in out["merged"]["tables"] if t["name"] == "persons")
+    assert sorted(persons["rows"]) == [[8507, 237], [8532, 242]]
+    entries = next(t for t in out["merged"]["tables"] if t["name"] == "entries")
+    assert entries["rows"] == [[479]]
+
+
+def compare_with_union(out, truth):
+    """Every merged count cell: equal to the union's when all sites released it, else a bound
+    holding the union's value. Returns how many cells were compared exactly."""
+    compared = 0
     for table in out["merged"]["tables"]:
         annotated = {(c["row"], c["column"]): c for c in table["cells"]}
         kinds = [c["kind"] for c in table["columns"]]
@@ -144,23 +154,55 @@ def test_merged_counts_equal_the_union_for_released_cells(cluster, union_store):
                 else:
                     assert row[j] is None and cell["at_least"] <= expected
                     assert cell["at_most"] is None or expected <= cell["at_most"]
-                    bounded += 1
-    assert compared >= 4
-    # the published Eunomia figures, summed over three hospitals
-    persons = next(t for t in out["merged"]["tables"] if t["name"] == "persons")
-    assert sorted(persons["rows"]) == [[8507, 237], [8532, 242]]
-    entries = next(t for t in out["merged"]["tables"] if t["name"] == "entries")
-    assert entries["rows"] == [[479]]
+    return compared
 
 
-def union_truth(store_url):
+CELECOXIB = {
+    "study": "celecoxib-new-users",
+    "cohort": {
+        "entry": {"drug": {"concepts": [1118084], "descendants": True}, "occurrence": "first"},
+        "observation": {"prior_days": 365},
+        "demographics": {"age": {"min": 18}},
+        "criteria": [
+            {
+                "exclude": {
+                    "condition": {"concepts": [192671], "descendants": True},
+                    "window": {"start": None, "end": -1},
+                }
+            }
+        ],
+    },
+    "analyses": [
+        {"name": "size", "count": "persons"},
+        {"name": "by_sex_age", "count": "persons", "by": ["sex", {"age_band": 10}]},
+        {
+            "name": "gi_bleed_1y",
+            "outcome": {
+                "condition": {"concepts": [192671], "descendants": True},
+                "window": {"start": 1, "end": 365},
+            },
+            "by": ["sex"],
+        },
+    ],
+}
+
+
+def test_the_second_acceptance_study_merges_to_the_union(cluster, union_store):
+    out = run(cluster, study=CELECOXIB, request_id="r-celecoxib")
+    assert not out["partial"], out["missing"]
+    assert compare_with_union(out, union_truth(union_store, CELECOXIB)) >= 5
+    outcome = next(t for t in out["merged"]["tables"] if t["name"] == "gi_bleed_1y")
+    assert any(c.get("derived") for c in outcome["cells"])
+
+
+def union_truth(store_url, spec):
     """The same study on one store holding everyone, with no disclosure control."""
     from passerelle.cdm.stores import open_store
     from passerelle.federation.study import study_language
 
     lang = study_language()
     with open_store(store_url) as store:
-        result = lang.run(store, lang.parse(SPEC))
+        result = lang.run(store, lang.parse(spec))
     truth = {}
     for t in result.tables:
         dims = [i for i, c in enumerate(t.columns) if c.kind == "dimension"]
