@@ -17,6 +17,7 @@ across processes.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import stat
@@ -114,14 +115,11 @@ def _macs(args: tuple[bytes, bytes, Sequence[int | str]]) -> bytes:
     return b"".join(macs)
 
 
-_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
-
-
 def _split(macs: bytes) -> tuple[pa.Array, np.ndarray]:
     """(hex pseudonyms from bytes 0-15, 64-bit shift seeds from bytes 16-23)."""
     raw = np.frombuffer(macs, dtype=np.uint8).reshape(-1, 32)
     n = raw.shape[0]
-    text = _HEX[raw[:, :PSEUDONYM_BYTES]].tobytes()  # 32 hex characters per id
+    text = binascii.hexlify(raw[:, :PSEUDONYM_BYTES].tobytes())  # 32 hex characters per id
     width = 2 * PSEUDONYM_BYTES
     offsets = np.arange(0, n * width + 1, width, dtype=np.int32)
     names = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(text))
