@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, String, and_, case, cast, distinct, extract, func, select
+from sqlalchemy.orm import Session, aliased
 
 from passerelle.access import audit
-from passerelle.access.enums import APPROVED_REVIEWS, OrgType, Purpose, ReviewStatus
+from passerelle.access.enums import APPROVED_REVIEWS, Domain, OrgType, Purpose, ReviewStatus
 from passerelle.access.models import (
     AccessRequest,
     AuditEntry,
@@ -178,93 +178,143 @@ def _round(v: float | None, digits: int = 1) -> float | None:
     return None if v is None else round(v, digits)
 
 
-def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
-    stmt = (
-        select(
-            AccessRequest.id,
-            Organisation.type,
-            AccessRequest.purpose,
-            AccessRequest.domains,
-            AccessRequest.submitted_at,
-        )
-        .join(Organisation, AccessRequest.organisation_id == Organisation.id)
-        .where(AccessRequest.submitted_at.is_not(None))
-    )
+def _conditions(filters: Filters, applicant: Any) -> list[Any]:
+    """The filters as SQL conditions on AccessRequest and the applicant's organisation."""
+    where: list[Any] = [AccessRequest.submitted_at.is_not(None)]
     if filters.actor_type is not None:
-        stmt = stmt.where(Organisation.type == filters.actor_type)
+        where.append(applicant.type == filters.actor_type)
+    if filters.purpose is not None:
+        where.append(_mentions(AccessRequest.purpose, filters.purpose.value))
     if filters.start is not None:
-        stmt = stmt.where(AccessRequest.submitted_at >= _day_start(filters.start))
+        where.append(AccessRequest.submitted_at >= _day_start(filters.start))
     if filters.end is not None:
-        stmt = stmt.where(AccessRequest.submitted_at <= _day_end(filters.end))
+        where.append(AccessRequest.submitted_at <= _day_end(filters.end))
+    return where
 
-    actor_of: dict[int, str] = {}
-    submitted: dict[int, datetime] = {}
+
+def _mentions(column: Any, value: str) -> Any:
+    """A JSON list column names `value` (the JSON text holds it in double quotes; the values
+    are enum values, never user text, and the LIKE pattern is a bound parameter)."""
+    return cast(column, String).like(f'%"{value}"%')
+
+
+def _aware(value: Any) -> datetime:
+    """A timestamp read as text (stored naive in UTC on SQLite, with its offset elsewhere)."""
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
+    """Aggregates in SQL (portable constructs only), the few per-row things in Python."""
+    conn = session.connection()
+    applicant = aliased(Organisation)
+    producer = aliased(Organisation)
+    where = _conditions(filters, applicant)
+
+    def base(*columns: Any) -> Any:
+        return (
+            select(*columns)
+            .select_from(AccessRequest)
+            .join(applicant, AccessRequest.organisation_id == applicant.id)
+            .where(*where)
+        )
+
     purposes: dict[str, Counter[str]] = defaultdict(Counter)
-    by_actor: Counter[str] = Counter()
     domains: dict[str, Counter[str]] = defaultdict(Counter)
-    months: Counter[str] = Counter()
-    want = filters.purpose.value if filters.purpose else None
-    for rid, otype, purpose, doms, sub_at in session.execute(stmt):
-        plist = list(purpose or [])
-        if want is not None and want not in plist:
-            continue
-        actor = OrgType(otype).value
-        actor_of[rid] = actor
-        submitted[rid] = sub_at
-        by_actor[actor] += 1
-        purposes[actor].update(set(plist))
-        domains[actor].update(set(doms or []))
-        months[sub_at.strftime("%Y-%m")] += 1
+    by_actor: Counter[str] = Counter()
+    p_cols = [
+        func.sum(case((_mentions(AccessRequest.purpose, p.value), 1), else_=0)) for p in Purpose
+    ]
+    d_cols = [
+        func.sum(case((_mentions(AccessRequest.domains, d.value), 1), else_=0)) for d in Domain
+    ]
+    stmt = base(applicant.type, func.count(), *p_cols, *d_cols).group_by(applicant.type)
+    n_p = len(p_cols)
+    for row in conn.execute(stmt):
+        actor = OrgType(row[0]).value
+        by_actor[actor] = int(row[1])
+        for p, n in zip(Purpose, row[2 : 2 + n_p], strict=True):
+            if n:
+                purposes[actor][p.value] = int(n)
+        for d, n in zip(Domain, row[2 + n_p :], strict=True):
+            if n:
+                domains[actor][d.value] = int(n)
+
+    year = extract("year", AccessRequest.submitted_at)
+    month = extract("month", AccessRequest.submitted_at)
+    months = sorted(
+        (f"{int(y):04d}-{int(m):02d}", int(n))
+        for y, m, n in conn.execute(base(year, month, func.count()).group_by(year, month))
+    )
 
     sources: dict[str, Counter[str]] = defaultdict(Counter)
     src = (
-        select(RequestDataset.request_id, Organisation.name)
+        base(applicant.type, producer.name, func.count(distinct(AccessRequest.id)))
+        .join(RequestDataset, RequestDataset.request_id == AccessRequest.id)
         .join(Dataset, RequestDataset.dataset_id == Dataset.id)
-        .join(Organisation, Dataset.organisation_id == Organisation.id)
+        .join(producer, Dataset.organisation_id == producer.id)
+        .group_by(applicant.type, producer.name)
     )
-    seen: set[tuple[int, str]] = set()
-    for rid, producer in session.execute(src):
-        if rid in actor_of and (rid, producer) not in seen:
-            seen.add((rid, producer))
-            sources[actor_of[rid]][producer] += 1
+    for otype, name, n in conn.execute(src):
+        sources[OrgType(otype).value][name] = int(n)
 
+    decided_values = [s.value for s in DECIDED]
+    approved_values = [s.value for s in APPROVED_REVIEWS]
+    is_decided = and_(Review.status.in_(decided_values), Review.decided_at.is_not(None))
+    is_approved = and_(is_decided, Review.status.in_(approved_values))
+
+    def count(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    reviews = base().join(Review, Review.request_id == AccessRequest.id)
+    by_producer = reviews.join(producer, Review.producer_id == producer.id)
     per_producer: dict[str, dict[str, Any]] = {}
+    stmt = by_producer.with_only_columns(
+        producer.name,
+        count(is_decided),
+        count(is_approved),
+        count(and_(is_decided, Review.decided_at <= Review.due_at)),
+        count(
+            Review.status.in_([ReviewStatus.IN_REVIEW.value, ReviewStatus.CHANGES_REQUESTED.value])
+        ),
+        count(and_(Review.status == ReviewStatus.IN_REVIEW.value, Review.due_at < now)),
+    ).group_by(producer.name)
+    for name, n, approved, within, open_, overdue in conn.execute(stmt):
+        per_producer[name] = {
+            "n": int(n or 0),
+            "approved": int(approved or 0),
+            "within": int(within or 0),
+            "open": int(open_ or 0),
+            "overdue": int(overdue or 0),
+            "delays": [],
+        }
+    # Delays need date arithmetic, which SQL does differently on each backend: the decided
+    # reviews' timestamps are read as text (no per-row type processing) and subtracted here.
+    rows = by_producer.with_only_columns(
+        producer.name,
+        cast(Review.started_at, String),
+        cast(Review.decided_at, String),
+        Review.paused_seconds,
+    ).where(is_decided)
+    parse = datetime.fromisoformat
+    for name, started, decided, paused in conn.execute(rows):
+        seconds = (parse(decided) - parse(started)).total_seconds() - (paused or 0)
+        per_producer[name]["delays"].append(max(0.0, seconds) / SECONDS_PER_DAY)
     actor_decided: Counter[str] = Counter()
     actor_approved: Counter[str] = Counter()
-    rev = select(
-        Review.request_id,
-        Organisation.name,
-        Review.status,
-        Review.started_at,
-        Review.decided_at,
-        Review.due_at,
-        Review.paused_seconds,
-    ).join(Organisation, Review.producer_id == Organisation.id)
-    for rid, producer, status, started, decided, due, paused in session.execute(rev):
-        if rid not in actor_of:
-            continue
-        p = per_producer.setdefault(
-            producer, {"delays": [], "within": 0, "approved": 0, "open": 0, "overdue": 0}
-        )
-        status = ReviewStatus(status)
-        if status in DECIDED and decided is not None:
-            days = ((decided - started).total_seconds() - (paused or 0)) / SECONDS_PER_DAY
-            p["delays"].append(max(0.0, days))
-            p["within"] += decided <= due
-            approved = status in APPROVED_REVIEWS
-            p["approved"] += approved
-            actor_decided[actor_of[rid]] += 1
-            actor_approved[actor_of[rid]] += approved
-        elif status == ReviewStatus.IN_REVIEW or status == ReviewStatus.CHANGES_REQUESTED:
-            p["open"] += 1
-            p["overdue"] += status == ReviewStatus.IN_REVIEW and due < now
+    stmt = reviews.with_only_columns(applicant.type, count(is_decided), count(is_approved))
+    for otype, n, approved in conn.execute(stmt.group_by(applicant.type)):
+        if n:
+            actor_decided[OrgType(otype).value] = int(n)
+            actor_approved[OrgType(otype).value] = int(approved or 0)
+
     delays = []
-    for producer in sorted(per_producer):
-        p = per_producer[producer]
-        n = len(p["delays"])
+    for name in sorted(per_producer):
+        p = per_producer[name]
+        n = p["n"]
         delays.append(
             {
-                "producer": producer,
+                "producer": name,
                 "decided": n,
                 "median_days": _round(percentile(p["delays"], 0.5)),
                 "p90_days": _round(percentile(p["delays"], 0.9)),
@@ -274,6 +324,23 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
                 "open_overdue": p["overdue"],
             }
         )
+    first_at = (
+        select(
+            cast(AuditEntry.object_id, Integer).label("request_id"),
+            func.min(AuditEntry.at).label("first_at"),
+        )
+        .where(AuditEntry.action == FIRST_RESULT_ACTION, AuditEntry.object_type == "request")
+        .group_by(AuditEntry.object_id)
+        .subquery()
+    )
+    waits: dict[str, list[float]] = defaultdict(list)
+    fr = base(applicant.type, cast(AccessRequest.submitted_at, String), first_at.c.first_at).join(
+        first_at, first_at.c.request_id == AccessRequest.id
+    )
+    for otype, submitted, at in conn.execute(fr):
+        days = (_aware(at) - _aware(submitted)).total_seconds() / SECONDS_PER_DAY
+        waits[OrgType(otype).value].append(max(0.0, days))
+        waits["all"].append(max(0.0, days))
     approvals = [
         {
             "actor_type": a,
@@ -284,23 +351,6 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
         for a in sorted(actor_decided)
     ]
 
-    first_at = (
-        select(AuditEntry.object_id, func.min(AuditEntry.at))
-        .where(AuditEntry.action == FIRST_RESULT_ACTION, AuditEntry.object_type == "request")
-        .group_by(AuditEntry.object_id)
-    )
-    waits: dict[str, list[float]] = defaultdict(list)
-    for oid, at in session.execute(first_at):
-        try:
-            rid = int(oid)
-        except ValueError:
-            continue
-        if rid not in actor_of:
-            continue
-        first = datetime.fromisoformat(at)
-        days = (first - submitted[rid]).total_seconds() / SECONDS_PER_DAY
-        waits[actor_of[rid]].append(max(0.0, days))
-        waits["all"].append(max(0.0, days))
     first_result = [
         {
             "actor_type": a,
@@ -314,7 +364,7 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
     head = audit.head(session)
     return Observatory(
         filters=filters,
-        requests=len(actor_of),
+        requests=sum(by_actor.values()),
         audit_count=head.count,
         audit_head=head.hash,
         computed_at=now,
@@ -322,7 +372,7 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
         requests_by_actor=by_actor,
         sources=dict(sources),
         domains=dict(domains),
-        months=sorted(months.items()),
+        months=months,
         delays=delays,
         approvals_by_actor=approvals,
         first_result=first_result,
