@@ -405,7 +405,11 @@ class Requests:
                     t = find_transition(
                         REVIEW_TRANSITIONS, review.status, ReviewStatus.APPROVED, Owner.SYSTEM
                     )
-                    review.status, review.decided_at, review.on_silence = ReviewStatus.APPROVED, now, True
+                    review.status, review.decided_at, review.on_silence = (
+                        ReviewStatus.APPROVED,
+                        now,
+                        True,
+                    )
                     dal.audit(
                         SYSTEM_ACTOR,
                         t.action,
