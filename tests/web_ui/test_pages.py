@@ -5,6 +5,7 @@ French translation and no page refers to another site."""
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,65 @@ def test_observatory_page_filters_and_csv(client, ctx, seeded):
 def test_node_names_are_slugs_of_organisation_names():
     assert slug("CHU Nord") == "chu-nord"
     assert slug("Hôpital Saint-Étienne (AP)") == "hopital-saint-etienne-ap"
+
+
+# -- accessibility basics -------------------------------------------------------------------------
+
+
+class _Fields(HTMLParser):
+    """Form fields, labels, images and headings of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[dict[str, str | None]] = []
+        self.labels: set[str] = set()
+        self.svgs: int = 0
+        self.titles: int = 0
+        self.h1: int = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.fields.append(a)
+        elif tag == "label" and a.get("for"):
+            self.labels.add(a["for"] or "")
+        elif tag == "svg" and a.get("role") == "img":
+            self.svgs += 1
+        elif tag == "title":
+            self.titles += 1
+        elif tag == "h1":
+            self.h1 += 1
+
+
+def test_every_field_has_a_label_and_every_chart_a_title(client, ctx, seeded):
+    request_id = submitted_request(ctx, seeded)
+    pages = {
+        None: ["/", "/catalogue", "/catalogue/1", "/observatory", "/login"],
+        ("bio", Role.APPLICANT): [
+            "/feasibility",
+            "/requests",
+            "/requests/new",
+            f"/requests/{request_id}",
+            f"/projects/{request_id}",
+        ],
+        ("hopa", Role.REVIEWER): [
+            "/reviews",
+            f"/reviews/{Requests(ctx).get(None, request_id).reviews[0].id}",
+        ],
+        ("hopa", Role.STEWARD): ["/steward"],
+        ("hopa", Role.ADMIN): ["/admin"],
+        ("hopa", Role.AUDITOR): ["/audit"],
+    }
+    for who, paths in pages.items():
+        client.cookies.clear()
+        if who is not None:
+            login_as(client, ctx, seeded, *who)
+        for path in paths:
+            r = client.get(path)
+            assert r.status_code == 200, path
+            parsed = _Fields()
+            parsed.feed(r.text)
+            unlabelled = [f for f in parsed.fields if f.get("id") not in parsed.labels]
+            assert unlabelled == [], (path, unlabelled)
+            assert parsed.h1 == 1, path
+            assert parsed.titles >= 1 + parsed.svgs, path  # the page's and each chart's
