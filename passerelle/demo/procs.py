@@ -5,6 +5,7 @@ the group, then SIGKILL after a grace period), so Ctrl-C leaves no orphan."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -14,10 +15,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 STOP_GRACE_SECONDS = 10.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def free_port() -> int:
@@ -33,6 +36,25 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded here, in the parent: the child only calls a function
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the demo process dies, even
+    if it is killed with SIGKILL and cannot stop its children itself (PR_SET_PDEATHSIG)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ProcessFailed(RuntimeError):
@@ -101,6 +123,7 @@ class Processes:
                 stdin=subprocess.DEVNULL,
                 env=full_env,
                 start_new_session=True,  # its own process group: Ctrl-C reaches only us
+                preexec_fn=_die_with_parent,
             )
         child = Child(name, port, health, proc, log)
         self.children.append(child)

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,26 +87,32 @@ def build(settings: Settings, options: Options, say: Say) -> System:
     ingest_settings = settings.model_copy(update={"data_dir": root})
     # The hospitals are built in worker processes while this one fills the app database.
     workers = max(1, min(len(HOSPITALS), (os.cpu_count() or 1)))
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
         say(
             f"building {len(HOSPITALS)} hospitals (FHIR export, then ingest) in {workers} process(es)"
         )
-        futures = {
-            pool.submit(
-                build_hospital, h, root, vocab_csv, ingest_settings, options.persons, options.seed
-            ): h.node
+        jobs = [
+            pool.apply_async(
+                build_hospital, (h, root, vocab_csv, ingest_settings, options.persons, options.seed)
+            )
             for h in HOSPITALS
-        }
+        ]
+        pool.close()
         clock = _app_database(system, say)
-        for future in as_completed(futures):
-            built = future.result()
-            system.hospitals[futures[future]] = built
+        for job in jobs:
+            built = job.get()
+            system.hospitals[built.hospital.node] = built
             say(
                 f"{built.hospital.node}: {sum(built.resources.values()):,} FHIR resources, "
                 f"{sum(built.loaded.values()):,} loaded, {built.quarantined} quarantined, "
                 f"{built.rows.get('person', 0):,} persons"
             )
+        pool.join()
+    except BaseException:
+        pool.terminate()  # Ctrl-C or a failure: no worker outlives the demo
+        pool.join()
+        raise
     assert system.seeded is not None
     clock.set(system.now)
     say("catalogue: each steward profiles its dataset from its store (disclosure-controlled)")

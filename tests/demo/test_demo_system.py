@@ -50,6 +50,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # the demo stops its children
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_demo_check_exercises_the_whole_system(tmp_path):
     data_dir = tmp_path / "data"
     proc = subprocess.run(
@@ -99,13 +109,63 @@ def test_ctrl_c_stops_every_process(tmp_path):
         assert url, log.read_text()[-4000:]
         assert httpx.get(url + "/observatory", timeout=60).status_code == 200
         children = _children(proc.pid)
-        assert len(children) == 5
+        assert len(children) >= 5  # the five servers (and multiprocessing's resource tracker)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
         time.sleep(0.5)
         assert [pid for pid in children if _alive(pid)] == []
         assert "stopping" in log.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
+
+
+def test_ctrl_c_while_building_leaves_no_worker(tmp_path):
+    log = tmp_path / "demo.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "passerelle", "demo", "--persons", "400", "--port", "0"],
+            env=_env(tmp_path / "data"),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and "history: replaying" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-4000:]
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert workers, "the hospitals are built in worker processes"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 0
+        time.sleep(0.5)
+        assert [pid for pid in workers if _alive(pid)] == []
+        assert "Passerelle demo: http" not in log.read_text()
+    finally:
+        _stop(proc)
+
+
+def test_children_die_with_a_killed_demo(tmp_path):
+    """Even SIGKILL (which the demo cannot catch) leaves no server running."""
+    log = tmp_path / "demo.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "passerelle", "demo", *SMALL, "--port", "0"],
+            env=_env(tmp_path / "data"),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and "Passerelle demo: http" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-4000:]
+            time.sleep(0.5)
+        children = _children(proc.pid)
+        assert len(children) >= 5
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.2)
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        _stop(proc)
