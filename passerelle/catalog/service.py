@@ -116,7 +116,9 @@ class Catalog:
         offset: int = 0,
         limit: int = 20,
     ) -> Page[DatasetOut]:
-        stmt = search_statement(q, producer_type, domain, period_from, period_to)
+        stmt = search_statement(
+            q, producer_type, domain, period_from, period_to, dialect=self.ctx.db.dialect
+        )
         with self.ctx.db.read() as s:
             total = s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
             rows = s.scalars(stmt.offset(offset).limit(limit)).unique()

@@ -96,3 +96,20 @@ def test_unpublished_is_hidden_from_others(catalog, seeded, ctx):
     with pytest.raises(NotFound):
         catalog.get(seeded.p("bio", Role.APPLICANT), hidden)
     assert catalog.get(seeded.p("hopa", Role.STEWARD), hidden).published is False
+
+
+def test_full_text_prefix_match_and_relevance(ctx, seeded):
+    c = Catalog(ctx)
+    steward = seeded.p("hopa", Role.STEWARD)
+    c.create(steward, ds(title="Stays", description="One sepsis case among stays", keywords=[]))
+    c.create(
+        steward,
+        ds(
+            title="Sepsis registry",
+            description="Sepsis, septic shock, sepsis bundles",
+            keywords=["sepsis"],
+        ),
+    )
+    page = c.search("seps")  # a prefix finds whole words
+    assert [d.title for d in page.items] == ["Sepsis registry", "Stays"]
+    assert c.search("sepsis registry").total == 1
