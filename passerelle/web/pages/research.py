@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from passerelle.access.enums import (
     APPROVED_REVIEWS,
@@ -86,7 +87,10 @@ async def feasibility_run(request: Request) -> Response:
     if errors:
         return _builder_page(request, b, errors=errors)
     settings = core.services(request).ctx.settings
-    answer = HubClient(settings).feasibility(spec, applicant=f"org-{me.principal.organisation_id}")
+    # The hub call blocks (httpx): off the event loop, so other pages keep being served.
+    answer = await run_in_threadpool(
+        HubClient(settings).feasibility, spec, applicant=f"org-{me.principal.organisation_id}"
+    )
     return _builder_page(request, b, answer=feasibility_view(answer), spec_json=json.dumps(spec))
 
 
@@ -314,7 +318,8 @@ async def workspace_run(request: Request, request_id: Id) -> Response:
     except (ValueError, IndexError):
         raise Invalid("study: no such study in this request") from None
     svc = core.services(request)
-    answer = HubClient(svc.ctx.settings).run_study(
+    answer = await run_in_threadpool(
+        HubClient(svc.ctx.settings).run_study,
         spec,
         request_id=req.id,
         purpose=req.purpose[0].value,
