@@ -5,16 +5,20 @@
 3. a new request by a biotech's applicant to the three hospitals, over the REST API; each
    hospital's reviewer approves it over the REST API; each hospital's committee records the
    approval in its node's register (what `passerelle node approve` does);
-4. the approved study, run from the applicant's project workspace page (the web application
+4. the catalogue (REST search, page, concept search over the vocabulary);
+5. the approved study, run from the applicant's project workspace page (the web application
    sends it to the hub, which fans it out to the three nodes); the merged result is downloaded;
-5. the observatory page and one of its CSV exports;
-6. the audit chain verifies (the auditor's REST call, and recomputed here).
+6. the observatory page and its purposes CSV: with 150 requests or more, the survey's first
+   purpose is first for hospitals, biotechs, digital-health companies and public bodies;
+7. the audit chain verifies (the auditor's REST call, and recomputed here).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
+from csv import DictReader
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,13 +156,53 @@ def run_study_from_workspace(system: System, web: str, rid: int) -> str:
     return f"study request-{rid} ran on {', '.join(sorted(sites))}; merged result downloaded"
 
 
-def check_observatory(client: httpx.Client, web: str) -> str:
+def check_catalogue(client: httpx.Client, system: System, web: str) -> str:
+    r = client.get(f"{web}/api/v1/datasets", params={"q": "OMOP"})
+    _ok(r.status_code == 200, f"catalogue search answered HTTP {r.status_code}")
+    found = r.json()
+    _ok(found["total"] == len(system.node_configs), f"catalogue search found {found['total']}")
+    profiled = [d for d in found["items"] if d.get("profile")]
+    _ok(len(profiled) == len(found["items"]), "a dataset has no profile")
+    page = client.get(f"{web}/catalogue", params={"q": "OMOP"})
+    _ok(page.status_code == 200, f"catalogue page answered HTTP {page.status_code}")
+    c = client.get(f"{web}/ui/concepts", params={"q": "diabetes"})
+    _ok(c.status_code == 200, f"concept search answered HTTP {c.status_code}")
+    ids = {x["concept_id"] for x in c.json()}
+    _ok(201826 in ids, "concept search does not find type 2 diabetes (201826)")
+    return f"{found['total']} profiled datasets found; concept search answers"
+
+
+# The survey's first purpose per actor type: the observatory must show it first.
+SURVEY_FIRST = {
+    "hospital": "research",
+    "biotech": "research",
+    "digital_health": "research",
+    "public_body": "public_policy",
+}
+SURVEY_CHECK_MIN_REQUESTS = 150  # below this, rounding may tie the first two purposes
+
+
+def check_observatory(client: httpx.Client, system: System, web: str) -> str:
     r = client.get(f"{web}/observatory")
     _ok(r.status_code == 200, f"observatory page answered HTTP {r.status_code}")
     csv = client.get(f"{web}/observatory/purposes.csv")
     _ok(csv.status_code == 200, f"observatory CSV answered HTTP {csv.status_code}")
-    _ok("research" in csv.text, "the observatory's purposes table has no research row")
-    return "observatory page and purposes CSV served"
+    rows = list(DictReader(io.StringIO(csv.text)))
+    _ok(bool(rows) and "share" in rows[0], "the observatory's purposes CSV has no share column")
+    shares: dict[str, dict[str, float]] = {}
+    for row in rows:
+        shares.setdefault(row["actor_type"], {})[row["purpose"]] = float(row["share"])
+    shown = []
+    for actor, purpose in SURVEY_FIRST.items():
+        mine = shares.get(actor, {})
+        if system.options.requests >= SURVEY_CHECK_MIN_REQUESTS:
+            _ok(
+                bool(mine) and max(mine, key=lambda p: mine[p]) == purpose,
+                f"{actor}: {purpose} is not the first purpose ({mine})",
+            )
+        if purpose in mine:
+            shown.append(f"{actor} {purpose} {mine[purpose]:.1%}")
+    return "observatory page and CSV served; " + ", ".join(shown)
 
 
 def check_audit(client: httpx.Client, system: System, web: str) -> str:
@@ -205,6 +249,7 @@ def run_checks(system: System, urls: dict[str, str], say: Callable[[str], None])
             step("study", lambda: run_study_from_workspace(system, web, rid[0]))
         else:
             outcomes.append(Outcome("study", False, "no approved request to run"))
-        step("observatory", lambda: check_observatory(client, web))
+        step("catalogue", lambda: check_catalogue(client, system, web))
+        step("observatory", lambda: check_observatory(client, system, web))
         step("audit", lambda: check_audit(client, system, web))
     return outcomes

@@ -71,8 +71,8 @@ def test_demo_check_exercises_the_whole_system(tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    assert "6/6 checks passed" in out
-    for name in ("feasibility", "study", "observatory", "audit"):
+    assert "7/7 checks passed" in out
+    for name in ("feasibility", "request", "catalogue", "study", "observatory", "audit"):
         assert f"ok     {name}" in out
     assert "passerelle-demo" in out  # the password is printed with the logins
     assert "reviewer.chu-nord@" in out
