@@ -310,18 +310,18 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
 
     delays = []
     for name in sorted(per_producer):
-        p = per_producer[name]
-        n = p["n"]
+        stats = per_producer[name]
+        n = stats["n"]
         delays.append(
             {
                 "producer": name,
                 "decided": n,
-                "median_days": _round(percentile(p["delays"], 0.5)),
-                "p90_days": _round(percentile(p["delays"], 0.9)),
-                "within_deadline": round(p["within"] / n, 4) if n else None,
-                "approval_rate": round(p["approved"] / n, 4) if n else None,
-                "open": p["open"],
-                "open_overdue": p["overdue"],
+                "median_days": _round(percentile(stats["delays"], 0.5)),
+                "p90_days": _round(percentile(stats["delays"], 0.9)),
+                "within_deadline": round(stats["within"] / n, 4) if n else None,
+                "approval_rate": round(stats["approved"] / n, 4) if n else None,
+                "open": stats["open"],
+                "open_overdue": stats["overdue"],
             }
         )
     first_at = (
