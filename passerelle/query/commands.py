@@ -108,9 +108,17 @@ def run(
         help="sql: the store's own engine; reference: the in-memory reference engine (small data).",
     ),
     format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f"),
+    policy: str = typer.Option(
+        None,
+        "--policy",
+        "-p",
+        help="Disclosure policy YAML applied to the results (default: the built-in policy); "
+        "'none' shows unprotected results, for the local steward only.",
+    ),
 ) -> None:
-    """Run a study on a local CDM store and print its results (no disclosure control)."""
+    """Run a study on a local CDM store; results pass the disclosure policy unless --policy none."""
     from passerelle.cdm.stores import open_store
+    from passerelle.privacy.commands import protect_for_cli
 
     study = _load(spec)
     with open_store(_store_url(store)) as st:
@@ -126,12 +134,23 @@ def run(
                     f"the SQL engines are not available ({exc}); use --engine reference"
                 ) from None
             result = engine_for(st).execute(study)
-    _print(result, format)
+    result, note = protect_for_cli(result, policy)
+    _print(result, format, note)
 
 
-def _print(result: StudyResult, format: OutputFormat) -> None:
+def _print(result: StudyResult, format: OutputFormat, note: str = "") -> None:
     if format is OutputFormat.json:
-        typer.echo(json.dumps(result.to_dict(), default=_json_default))
+        out = result.to_dict()
+        if any(t.flags for t in result.tables):
+            # Released cells only: suppressed ones are null, and each row's flags say why.
+            out["flags"] = {
+                t.name: {
+                    f"{row}:{col}": sorted(flags) for (row, col), flags in sorted(t.flags.items())
+                }
+                for t in result.tables
+                if t.flags
+            }
+        typer.echo(json.dumps(out, default=_json_default))
         return
     if format is OutputFormat.csv:
         buf = io.StringIO()
@@ -144,14 +163,26 @@ def _print(result: StudyResult, format: OutputFormat) -> None:
             writer.writerows(["" if v is None else v for v in r] for r in table.sorted_rows())
         typer.echo(buf.getvalue(), nl=False)
         return
-    console.print(f"study {result.study!r} on engine {result.engine}")
+    from passerelle.privacy.disclosure import display
+
+    console.print(f"study {result.study!r} on engine {result.engine}; {note}")
     for table in result.tables:
         rt = RichTable(title=table.name, title_justify="left")
         for c in table.columns:
             rt.add_column(c.name, justify="left" if c.type == "string" else "right")
-        for r in table.sorted_rows():
-            rt.add_row(*(_cell(v) for v in r))
+        order = sorted(range(len(table.rows)), key=lambda i: _sort_key(table.rows[i]))
+        for i in order:
+            rt.add_row(
+                *(
+                    display(table, i, c.name) if (i, c.name) in table.flags else _cell(v)
+                    for c, v in zip(table.columns, table.rows[i], strict=True)
+                )
+            )
         console.print(rt)
+
+
+def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((v is None, str(type(v)), v) for v in row)
 
 
 def _cell(v: Any) -> str:

@@ -69,10 +69,12 @@ def test_run_reference_json_and_csv(store, tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(case.spec))
     res = cli(
-        "study", "run", str(spec), "--store", store, "--engine", "reference", "--format", "json"
-    )
+        "study", "run", str(spec), "--store", store, "--engine", "reference", "--format", "json",
+        "--policy", "none",
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
+    assert "none" in out.pop("policy")
     assert out == {
         "study": "case",
         "engine": "reference",
@@ -83,9 +85,27 @@ def test_run_reference_json_and_csv(store, tmp_path):
         ],
     }  # fmt: skip
     res = cli(
-        "study", "run", str(spec), "--store", store, "--engine", "reference", "--format", "csv"
-    )
+        "study", "run", str(spec), "--store", store, "--engine", "reference", "--format", "csv",
+        "--policy", "none",
+    )  # fmt: skip
     assert res.stdout.splitlines()[:3] == ["# persons", "persons", "2"]
+
+
+def test_run_applies_the_default_disclosure_policy_unless_told_none(store, tmp_path):
+    case = CASES_BY_ID["criteria-groups"]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(case.spec))
+    res = cli(
+        "study", "run", str(spec), "--store", store, "--engine", "reference", "--format", "json"
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["policy"] != "none"
+    persons = next(a for a in out["analyses"] if a["name"] == "persons")
+    assert persons["rows"] == [[None]]  # 2 persons: below the minimum cell size
+    assert "suppressed" in out["flags"]["persons"]["0:persons"]
+    table = cli("study", "run", str(spec), "--store", store, "--engine", "reference")
+    assert "<11" in table.stdout
 
 
 def test_import_atlas(tmp_path):
