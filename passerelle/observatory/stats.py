@@ -28,6 +28,7 @@ import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy import Integer, String, and_, case, cast, distinct, extract, func, select
@@ -379,31 +380,91 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
     )
 
 
+@dataclass
+class _Entry:
+    result: Observatory
+    head: tuple[int, str]
+    seconds: float  # how long computing it took
+    refreshing: bool = False
+
+
 class ObservatoryService:
-    """Statistics for a filter, recomputed only when the audit chain has moved."""
+    """Statistics per filter, recomputed when the audit chain has moved (every state change
+    appends to it) or after an hour (reviews become overdue with time alone).
+
+    When the last computation for a filter took longer than `SYNC_SECONDS` (a large platform),
+    a moved chain does not make the page wait: the previous statistics are served, saying when
+    they were computed, while one background thread recomputes them (stale-while-revalidate).
+    On a small platform, and for a filter never computed, the page waits for fresh figures.
+    """
 
     MAX_CACHED = 64
-    # Open reviews become overdue as time passes without any audit entry: recompute hourly.
     MAX_AGE_SECONDS = 3600.0
+    SYNC_SECONDS = 0.25
 
-    def __init__(self, db: Any, clock: Any) -> None:
+    def __init__(self, db: Any, clock: Any, background: bool = True) -> None:
         self.db = db
         self.clock = clock
-        self._cache: dict[tuple[Any, ...], Observatory] = {}
+        self.background = background
+        self._cache: dict[tuple[Any, ...], _Entry] = {}
         self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
 
-    def get(self, filters: Filters) -> Observatory:
+    def _head(self) -> tuple[int, str]:
+        with self.db.read() as s:
+            h = audit.head(s)
+        return (h.count, h.hash)
+
+    def _compute(self, key: tuple[Any, ...], filters: Filters) -> _Entry:
+        started = perf_counter()
         now = self.clock.now()
         with self.db.read() as s:
             head = audit.head(s)
-            key = (head.count, head.hash, *filters.key())
-            with self._lock:
-                hit = self._cache.get(key)
-            if hit is not None and (now - hit.computed_at).total_seconds() < self.MAX_AGE_SECONDS:
-                return hit
             result = compute(s, filters, now)
+        entry = _Entry(result, (head.count, head.hash), perf_counter() - started)
         with self._lock:
             if len(self._cache) >= self.MAX_CACHED:
                 self._cache.clear()
-            self._cache[key] = result
-        return result
+            self._cache[key] = entry
+        return entry
+
+    def get(self, filters: Filters) -> Observatory:
+        key = filters.key()
+        head = self._head()
+        now = self.clock.now()
+        with self._lock:
+            entry = self._cache.get(key)
+            fresh = (
+                entry is not None
+                and entry.head == head
+                and (now - entry.result.computed_at).total_seconds() < self.MAX_AGE_SECONDS
+            )
+            if entry is not None and not fresh and self._serve_stale(entry):
+                if not entry.refreshing:
+                    entry.refreshing = True
+                    thread = threading.Thread(
+                        target=self._refresh, args=(key, filters), daemon=True
+                    )
+                    self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                    thread.start()
+                return entry.result
+        if entry is not None and fresh:
+            return entry.result
+        return self._compute(key, filters).result
+
+    def _serve_stale(self, entry: _Entry) -> bool:
+        return self.background and entry.seconds > self.SYNC_SECONDS
+
+    def _refresh(self, key: tuple[Any, ...], filters: Filters) -> None:
+        try:
+            self._compute(key, filters)
+        finally:
+            with self._lock:
+                entry = self._cache.get(key)
+                if entry is not None:
+                    entry.refreshing = False
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Wait for background recomputations (tests and benchmarks)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
