@@ -92,6 +92,7 @@ def run_demo(settings: Settings, options: Any, check: bool) -> int:
                 failed = [o.name for o in outcomes if not o.ok]
                 say(f"{len(outcomes) - len(failed)}/{len(outcomes)} checks passed")
                 return 1 if failed else 0
+            _print_guide(web_url)
             console.print(f"\n[bold green]Passerelle demo: {web_url}[/]  (Ctrl-C stops everything)")
             while True:
                 dead = procs.dead()
@@ -135,6 +136,23 @@ def _print_ready(system: Any, hub_url: str, web_url: str, procs: Any) -> None:
             f"Observatory: {web_url}/observatory",
             highlight=False,
         )
+
+
+def _print_guide(web: str) -> None:
+    from passerelle.access.enums import Role
+    from passerelle.demo.seed import email_of
+
+    steps = (
+        ("the catalogue (public)", f"{web}/catalogue"),
+        ("the observatory (public)", f"{web}/observatory"),
+        (f"feasibility and requests, as {email_of('genomix', Role.APPLICANT)}", f"{web}/login"),
+        (f"the review queue, as {email_of('chu-nord', Role.REVIEWER)}", f"{web}/login"),
+        (f"the audit chain, as {email_of('operateur', Role.AUDITOR)}", f"{web}/login"),
+        ("the REST API", f"{web}/api/v1/docs"),
+    )
+    console.print("\nTry:", highlight=False)
+    for what, url in steps:
+        console.print(f"  {what}: {url}", highlight=False)
 
 
 def _cdm_only(settings: Settings, persons: int, seed: int, store: str | None) -> None:
