@@ -25,9 +25,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from passerelle.cdm.stores import open_store
+from passerelle.cdm.stores import open_store, store_class
 from passerelle.cdm.stores.base import Store
-from passerelle.errors import PasserelleError, Unsupported
+from passerelle.cdm.url import parse_store_url
+from passerelle.errors import PasserelleError, StoreUnavailable, Unsupported
 from passerelle.federation.config import NodeConfig
 from passerelle.federation.envelope import Envelope, canonical, sign_result, utcnow, verify_envelope
 from passerelle.federation.errors import Refused
@@ -77,12 +78,15 @@ class NodeService:
         self.clock = clock
         self._store: Store | None = None
         self._lock = threading.Lock()
+        # the engine's name without connecting: /health must not wait for a running study
+        self.engine = store_class(parse_store_url(config.store).scheme).engine
 
     @property
     def name(self) -> str:
         return self.config.name
 
     def store(self) -> Store:
+        """The open store; called under the study lock (and once at start-up)."""
         if self._store is None:
             self._store = open_store(self.config.store)
         return self._store
@@ -108,7 +112,7 @@ class NodeService:
             "node": self.name,
             "key_id": self.config.key.key_id,
             "status": "ok",
-            "engine": self.store().engine,
+            "engine": self.engine,
             "disclosure": self.disclosure.describe(),
             **capabilities(self.language, self.disclosure),
             "feasibility": self.feasibility.source,
@@ -197,12 +201,15 @@ class NodeService:
         return sign_result(self.config.key, {**payload, "kind": kind, "envelope_sha256": env_hash})
 
     def _execute(self, model: Any) -> tuple[Any, float]:
-        started = time.perf_counter()
         with self._lock:
+            started = time.perf_counter()
             try:
                 raw = self.language.run(self.store(), model)
             except Refused:
                 raise
+            except StoreUnavailable as exc:  # names the store (password redacted), no data
+                self._reset_store()
+                raise Refused(str(exc), code="store_unavailable", status=503) from None
             except PasserelleError as exc:  # ours: names a capability or a field, never a value
                 status = exc.http_status if 400 <= exc.http_status < 500 else 500
                 code = "unsupported" if isinstance(exc, Unsupported) else "study_failed"
