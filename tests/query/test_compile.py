@@ -25,7 +25,7 @@ GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PASSERELLE_UPDATE_GOLDEN") == "1"
 SPECS = {"gi_bleed": GI_BLEED, "celecoxib": CELECOXIB}
 ENGINE_DIALECTS = ("duckdb", "postgres", "spark")
-OTHER_DIALECTS = ("tsql", "bigquery", "snowflake", "trino", "oracle", "mysql", "sqlite")
+OTHER_DIALECTS = ("tsql", "bigquery", "snowflake", "trino")
 
 
 @pytest.mark.parametrize("dialect", ENGINE_DIALECTS)

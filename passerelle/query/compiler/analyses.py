@@ -10,19 +10,20 @@ Each statement's columns are the analysis's `model.result_columns`, in order, ex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import singledispatchmethod
 
 from sqlglot import exp
 
 from passerelle.query import model as m
 from passerelle.query.compiler import sql as q
-from passerelle.query.compiler.cohort import FINAL, key_order
+from passerelle.query.compiler.cohort import FINAL, CohortCompiler, key_order
 from passerelle.query.compiler.ctes import Ctes
 
 VISIT_DIMS = {m.DimensionKind.SITE: "care_site_id", m.DimensionKind.VISIT_TYPE: "visit_concept_id"}
 
 
-class AnalysisCompiler:
+class AnalysisCompiler(CohortCompiler):
     """Mixin of the base compiler: the SELECT of each analysis, dispatched on its type."""
 
     def dimension(self, d: m.Dimension, f: str, v: str) -> exp.Expression:
@@ -31,11 +32,11 @@ class AnalysisCompiler:
             return q.col("gender_concept_id", f)
         if k is m.DimensionKind.AGE_BAND:
             width = int(d.width or 1)
-            return self.floor_div(q.col("age", f), width) * q.num(width)  # type: ignore[attr-defined]
+            return self.floor_div(q.col("age", f), width) * q.num(width)
         if k is m.DimensionKind.INDEX_YEAR:
-            return self.year(q.col("index_date", f))  # type: ignore[attr-defined]
+            return self.year(q.col("index_date", f))
         if k is m.DimensionKind.INDEX_MONTH:
-            return self.month(q.col("index_date", f))  # type: ignore[attr-defined]
+            return self.month(q.col("index_date", f))
         if k in VISIT_DIMS:
             return q.col(VISIT_DIMS[k], v)
         if k is m.DimensionKind.ENTRY_CONCEPT:
@@ -52,7 +53,7 @@ class AnalysisCompiler:
         )
         if any(d.kind in VISIT_DIMS for d in by):
             sel = sel.join(
-                self.table(m.VISIT_TABLE, v),  # type: ignore[attr-defined]
+                self.table(m.VISIT_TABLE, v),
                 on=q.col("visit_occurrence_id", v).eq(q.col("visit_id", f)),
                 join_type="left",
                 copy=False,
@@ -67,7 +68,7 @@ class AnalysisCompiler:
     def first_hits(self, ctes: Ctes, event: m.Event, window: m.Window, until_exit: bool) -> str:
         """``hits``: per final entry, the start date of its first `event` in `window` (and on or
         before its exit)."""
-        ev = self.event_cte(ctes, event)  # type: ignore[attr-defined]
+        ev = self.event_cte(ctes, event)
         f, t = "f", "t"
         until = q.col("exit_date", f) if until_exit else None
         return ctes.add(
@@ -80,13 +81,13 @@ class AnalysisCompiler:
             .from_(exp.alias_(exp.to_table(FINAL), f, table=True), copy=False)
             .join(
                 exp.alias_(exp.to_table(ev), t, table=True),
-                on=q.and_(*self.in_window(t, f, window, until)),  # type: ignore[attr-defined]
+                on=q.and_(*self.in_window(t, f, window, until)),
                 copy=False,
             )
             .group_by(q.col("person_id", f), q.col("entry_no", f), copy=False),
         )
 
-    def with_hits(self, dims: list[str], extra: list[exp.Expression]) -> exp.Select:
+    def with_hits(self, dims: list[str], extra: Sequence[exp.Expression]) -> exp.Select:
         f, h = "f", "h"
         return (
             q.select(
@@ -111,15 +112,13 @@ class AnalysisCompiler:
         return q.case(
             exp.Paren(this=den.copy()).eq(0),
             exp.Null(),
-            self.to_double(num) / self.to_double(den),  # type: ignore[attr-defined]
+            self.to_double(num) / self.to_double(den),
         )
 
     def end_offset(self, window: m.Window, has_exit: bool) -> exp.Expression:
         """Days from index to the end of the time at risk: window end capped at the exit."""
         diff = (
-            self.day_diff(q.col("exit_date", "f"), q.col("index_date", "f"))  # type: ignore[attr-defined]
-            if has_exit
-            else None
+            self.day_diff(q.col("exit_date", "f"), q.col("index_date", "f")) if has_exit else None
         )
         if window.end is None:
             assert diff is not None
@@ -168,11 +167,11 @@ class AnalysisCompiler:
         if a.rate:
             end = q.case(
                 hit.copy(),
-                self.day_diff(q.col("first_hit", "h"), q.col("index_date", "f")),  # type: ignore[attr-defined]
+                self.day_diff(q.col("first_hit", "h"), q.col("index_date", "f")),
                 self.end_offset(a.window, has_exit),
             )
-            days = exp.Paren(this=end) - q.num(int(a.window.start or 0)) + q.num(1)
-            extra.append(q.alias(q.case(days > 0, days.copy(), q.num(0)), "tar_days"))
+            span = exp.Paren(this=end) - q.num(int(a.window.start or 0)) + q.num(1)
+            extra.append(q.alias(q.case(span > 0, span.copy(), q.num(0)), "tar_days"))
         ctes.add("per_entry", self.with_hits(dims, extra))
         persons = q.count_distinct(q.col("person_id"))
         outcome = q.count_distinct(q.case(q.col("has_hit").eq(1), q.col("person_id")))
@@ -182,7 +181,7 @@ class AnalysisCompiler:
             q.alias(self.ratio(outcome, persons), "proportion", quoted=True),
         ]
         if a.rate:
-            days = exp.Coalesce(
+            days: exp.Expression = exp.Coalesce(
                 this=exp.cast(exp.Sum(this=q.col("tar_days")), q.BIGINT), expressions=[q.num(0)]
             )
             entries = exp.Coalesce(
@@ -208,7 +207,7 @@ class AnalysisCompiler:
         dim_cols = [q.alias(q.col(n, f), n) for n in dims]
         if a.of is m.DistributionOf.AGE:
             vals = (
-                q.select(*dim_cols, q.alias(self.to_double(q.col("age", f)), "x"))  # type: ignore[attr-defined]
+                q.select(*dim_cols, q.alias(self.to_double(q.col("age", f)), "x"))
                 .from_(exp.alias_(exp.to_table("dims"), f, table=True), copy=False)
                 .where(
                     exp.Not(this=exp.Is(this=q.col("age", f), expression=exp.Null())), copy=False
@@ -217,8 +216,8 @@ class AnalysisCompiler:
         elif a.of is m.DistributionOf.DAYS_TO_OUTCOME:
             assert a.event is not None
             self.first_hits(ctes, a.event, a.window, study.cohort.exit is not None)
-            days = self.day_diff(q.col("first_hit", "h"), q.col("index_date", f))  # type: ignore[attr-defined]
-            vals = self.with_hits(dims, [q.alias(self.to_double(days), "x")]).where(  # type: ignore[attr-defined]
+            days = self.day_diff(q.col("first_hit", "h"), q.col("index_date", f))
+            vals = self.with_hits(dims, [q.alias(self.to_double(days), "x")]).where(
                 exp.Not(this=exp.Is(this=q.col("first_hit", "h"), expression=exp.Null())),
                 copy=False,
             )
@@ -229,7 +228,7 @@ class AnalysisCompiler:
 
     def values_in_window(self, ctes: Ctes, a: m.Distribution, dims: list[str]) -> exp.Select:
         assert a.event is not None
-        ev = self.event_cte(ctes, a.event)  # type: ignore[attr-defined]
+        ev = self.event_cte(ctes, a.event)
         f, t = "f", "t"
         value = q.col("value_num", t)
         sel = (
@@ -238,7 +237,7 @@ class AnalysisCompiler:
             .join(
                 exp.alias_(exp.to_table(ev), t, table=True),
                 on=q.and_(
-                    *self.in_window(t, f, a.window),  # type: ignore[attr-defined]
+                    *self.in_window(t, f, a.window),
                     exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
                 ),
                 copy=False,
@@ -272,13 +271,13 @@ class AnalysisCompiler:
             q.alias(n_all, "n"),
             q.alias(
                 q.window(exp.Sum(this=q.col("x")), part) / self.to_double(n_all.copy()), "mean"
-            ),  # type: ignore[attr-defined]
+            ),
         ]
         for name, p in m.PERCENTILES.items():
-            h = self.to_double(exp.Paren(this=n_all.copy() - q.num(1))) * q.num(float(p))  # type: ignore[attr-defined]
+            h = self.to_double(exp.Paren(this=n_all.copy() - q.num(1))) * q.num(float(p))
             cols.append(q.alias(h, f"h_{name}"))
         ctes.add("ranked", q.select(*cols).from_("vals", copy=False))
-        lo_cols = [exp.Star()]
+        lo_cols: list[exp.Expression] = [exp.Star()]
         for name in m.PERCENTILES:
             lo = exp.cast(exp.Floor(this=q.col(f"h_{name}")), q.BIGINT)
             lo_cols.append(q.alias(lo, f"lo_{name}"))
@@ -294,7 +293,7 @@ class AnalysisCompiler:
         sd = q.case(
             q.count_star() > q.num(1),
             exp.Sqrt(
-                this=exp.Sum(this=dev * dev.copy()) / self.to_double(q.count_star() - q.num(1))  # type: ignore[attr-defined]
+                this=exp.Sum(this=dev * dev.copy()) / self.to_double(q.count_star() - q.num(1))
             ),
         )
         stats: list[exp.Expression] = [
@@ -318,7 +317,7 @@ class AnalysisCompiler:
     ) -> exp.Query:
         selects = []
         for step in range(len(flags) + 1):
-            who = q.col("person_id")
+            who: exp.Expression = q.col("person_id")
             if step:
                 who = q.case(q.and_(*[fl.copy().eq(1) for fl in flags[:step]]), who)
             selects.append(
@@ -343,7 +342,7 @@ class AnalysisCompiler:
         end = self.end_offset(a.window, has_exit)
         time = q.case(
             hit.copy(),
-            self.day_diff(q.col("first_hit", "h"), q.col("index_date", "f")),  # type: ignore[attr-defined]
+            self.day_diff(q.col("first_hit", "h"), q.col("index_date", "f")),
             end,
         )
         times = self.with_hits(dims, [q.alias(time, "t"), q.alias(q.flag(hit), "ev")]).where(

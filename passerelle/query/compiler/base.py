@@ -20,13 +20,12 @@ from sqlglot import exp
 from passerelle.query import model as m
 from passerelle.query.compiler import sql as q
 from passerelle.query.compiler.analyses import AnalysisCompiler
-from passerelle.query.compiler.cohort import CohortCompiler
 from passerelle.query.compiler.ctes import Ctes
 
 TableNamer = Callable[[str], str]
 
 
-class BaseCompiler(CohortCompiler, AnalysisCompiler):
+class BaseCompiler(AnalysisCompiler):
     """Compiles a Study for one sqlglot dialect. `qualify` maps a CDM table name to the name
     the engine's SQL uses (a store's `qualified`); by default the bare table name."""
 

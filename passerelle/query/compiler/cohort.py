@@ -64,7 +64,21 @@ class CohortCompiler:
     def date_add(self, d: exp.Expression, days: int) -> exp.Expression:  # pragma: no cover
         raise NotImplementedError
 
+    def day_diff(
+        self, later: exp.Expression, earlier: exp.Expression
+    ) -> exp.Expression:  # pragma: no cover
+        raise NotImplementedError
+
     def year(self, d: exp.Expression) -> exp.Expression:  # pragma: no cover
+        raise NotImplementedError
+
+    def month(self, d: exp.Expression) -> exp.Expression:  # pragma: no cover
+        raise NotImplementedError
+
+    def floor_div(self, e: exp.Expression, n: int) -> exp.Expression:  # pragma: no cover
+        raise NotImplementedError
+
+    def to_double(self, e: exp.Expression) -> exp.Expression:  # pragma: no cover
         raise NotImplementedError
 
     # -- events ------------------------------------------------------------------------------
@@ -189,12 +203,12 @@ class CohortCompiler:
         cohort = study.cohort
         extras, person_extras = self.entry_extras(study)
         by_domain: dict[m.Domain, list[m.Event]] = {}
-        for e in cohort.entry.events:
-            by_domain.setdefault(e.domain, []).append(e)
+        for event in cohort.entry.events:
+            by_domain.setdefault(event.domain, []).append(event)
         parts = [self.event_select(d, evs, extras) for d, evs in by_domain.items()]
         union: exp.Query = parts[0]
-        for p in parts[1:]:
-            union = exp.union(union, p, distinct=False)
+        for part in parts[1:]:
+            union = exp.union(union, part, distinct=False)
         ctes.add("entry_events", union)
 
         source = "entry_events"
@@ -397,7 +411,7 @@ class CohortCompiler:
     def criterion_holds(self, c: m.Criterion, names: dict[Any, str]) -> exp.Expression:
         if isinstance(c, m.Require):
             n = exp.Coalesce(this=q.col("n", names[(c.event, c.window)]), expressions=[q.num(0)])
-            conds = [n >= q.num(c.min_count)]
+            conds: list[exp.Expression] = [n >= q.num(c.min_count)]
             if c.max_count is not None:
                 conds.append(n.copy() <= q.num(c.max_count))
             return exp.Paren(this=q.and_(*conds))
@@ -469,7 +483,7 @@ class CohortCompiler:
     def flagged(self, ctes: Ctes, cohort: m.Cohort) -> list[exp.Expression]:
         """``flagged``: every candidate with a 0/1 column f_N per attrition step N >= 1."""
         sel, conds = self.steps(ctes, cohort)
-        flags = []
+        flags: list[exp.Expression] = []
         for i, cond in enumerate(conds, start=1):
             sel = sel.select(q.alias(q.flag(cond), f"f_{i}"), copy=False)
             flags.append(q.col(f"f_{i}"))

@@ -24,7 +24,7 @@ class Ctes:
             self.cache[key] = name
         return self.cache[key]
 
-    def attach(self, final: exp.Select) -> exp.Select:
+    def attach(self, final: exp.Query) -> exp.Query:
         for name, query in self.items:
             final = final.with_(name, as_=query, copy=False)
         return final

@@ -31,8 +31,8 @@ def out(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
 
 
-def alias(e: exp.Expression, name: str, quoted: bool = False) -> exp.Alias:
-    return exp.alias_(e, exp.to_identifier(name, quoted=quoted))
+def alias(e: exp.Expression, name: str, quoted: bool = False) -> exp.Expression:
+    return exp.alias_(e, exp.to_identifier(name, quoted=quoted))  # type: ignore[return-value]
 
 
 def num(v: int | float) -> exp.Expression:
@@ -72,14 +72,14 @@ def and_(*conds: exp.Expression | None) -> exp.Expression:
     parts = [c for c in conds if c is not None]
     if not parts:
         return exp.true()
-    return exp.and_(*parts, copy=False) if len(parts) > 1 else parts[0]
+    return exp.and_(*parts, copy=False) if len(parts) > 1 else parts[0]  # type: ignore[return-value]
 
 
 def or_(*conds: exp.Expression | None) -> exp.Expression:
     parts = [c for c in conds if c is not None]
     if not parts:
         return exp.false()
-    return exp.or_(*parts, copy=False) if len(parts) > 1 else parts[0]
+    return exp.or_(*parts, copy=False) if len(parts) > 1 else parts[0]  # type: ignore[return-value]
 
 
 def flag(cond: exp.Expression) -> exp.Expression:
