@@ -55,7 +55,7 @@ DEFAULT_DOMINANCE_K = 0.85
 #: cannot give back the exact counts that rounding hid.
 DEFAULT_STATISTIC_DIGITS = 3
 #: Purposes a node accepts (the French health data hub's "intérêt public" categories).
-DEFAULT_PURPOSES = ("research", "public_health", "care_quality", "feasibility", "teaching")
+DEFAULT_PURPOSES = ("research", "public_policy", "care_quality", "feasibility", "teaching")
 #: Output types a node releases: noisy feasibility counts, disclosure-checked aggregates and,
 #: after a committee's approval, pseudonymised k-anonymous extracts.
 DEFAULT_OUTPUT_TYPES = ("feasibility", "aggregate", "extract")
