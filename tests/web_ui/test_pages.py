@@ -369,3 +369,31 @@ def test_every_field_has_a_label_and_every_chart_a_title(client, ctx, seeded):
             assert unlabelled == [], (path, unlabelled)
             assert parsed.h1 == 1, path
             assert parsed.titles >= 1 + parsed.svgs, path  # the page's and each chart's
+
+
+def test_a_hub_that_does_not_answer_is_a_clear_error_page(settings, clock, seeded, ctx):
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    from passerelle.web import create_app
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(
+        settings.model_copy(update={"hub_url": f"http://127.0.0.1:{port}"}), clock=clock
+    )
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            login_as(client, ctx, seeded, "bio", Role.APPLICANT)
+            token = csrf(client)
+            r = client.post(
+                "/feasibility",
+                data={"csrf": token, "entry_domain": "condition", "entry_concepts": "192671"},
+            )
+            assert r.status_code == 502 and "federation hub did not answer" in r.text
+            r = client.post("/feasibility", data={"csrf": token, "entry_domain": "condition"})
+            assert r.status_code == 200 and "Choose at least one entry concept." in r.text
+    finally:
+        app.state.services.ctx.db.dispose()

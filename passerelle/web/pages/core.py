@@ -9,6 +9,7 @@ an unauthenticated visitor is sent to the login page.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from passerelle.web.pages import charts
 SESSION_COOKIE = "passerelle_session"
 CSRF_COOKIE = "passerelle_csrf"
 CSRF_FIELD = "csrf"
+log = logging.getLogger(__name__)
 MAX_FORM_BYTES = 1_000_000
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = WEB_DIR / "templates"
@@ -200,7 +202,7 @@ def error_page(request: Request, status: int, message: str) -> Response:
         if request.cookies.get(SESSION_COOKIE):
             resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
-    if status >= 500:
+    if status == 500:  # an unexpected error: its text may say too much
         message = translator(request)("Something went wrong on our side.")
     return render(request, "error.html", status_code=status, status=status, message=message)
 
@@ -220,5 +222,8 @@ class HtmlRoute(APIRoute):
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ()) if p != "query")
                 return error_page(request, 422, f"{where}: {first.get('msg', 'invalid')}")
+            except Exception:  # logged without the request's data; the page says nothing more
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return error_page(request, 500, "")
 
         return route
