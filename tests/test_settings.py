@@ -9,7 +9,9 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
 
 
 def test_every_setting_has_a_description():
-    undocumented = [n for n, f in Settings.model_fields.items() if not (f.description or "").strip()]
+    undocumented = [
+        n for n, f in Settings.model_fields.items() if not (f.description or "").strip()
+    ]
     assert undocumented == []
 
 

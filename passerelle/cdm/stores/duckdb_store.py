@@ -103,7 +103,10 @@ class DuckDBStore(Store):
     def load_csv(self, plan: CsvFile, replace: bool) -> TableLoad:
         started = time.perf_counter()
         result = TableLoad(
-            plan.table.name, plan.path.name, ignored_columns=plan.ignored, cdm_version=plan.cdm_version
+            plan.table.name,
+            plan.path.name,
+            ignored_columns=plan.ignored,
+            cdm_version=plan.cdm_version,
         )
         con = self.con
         rejects = duckcsv.new_rejects_name()
@@ -179,5 +182,7 @@ def _constraint_error(plan: CsvFile, exc: Exception):
         col = text.split(".")[-1].strip().split()[0] if "." in text else None
         return RowError(plan.path.name, None, col, "a required value is empty")
     if "PRIMARY KEY" in text or "duplicate key" in text:
-        return RowError(plan.path.name, None, ", ".join(plan.table.primary_key), "duplicate primary key")
+        return RowError(
+            plan.path.name, None, ", ".join(plan.table.primary_key), "duplicate primary key"
+        )
     return RowError(plan.path.name, None, None, "violates a table constraint")
