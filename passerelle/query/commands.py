@@ -24,7 +24,7 @@ study_app = typer.Typer(
     help="The study language: validate, compile and run specs; import ATLAS cohorts.",
     no_args_is_help=True,
 )
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 StoreOption = typer.Option(
