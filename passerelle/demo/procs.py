@@ -161,14 +161,15 @@ class Processes:
 
 @contextlib.contextmanager
 def signals_raise_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the demo the way Ctrl-C does (KeyboardInterrupt), so the
-    `finally` that stops the children always runs."""
+    """SIGINT, SIGTERM and SIGHUP end the demo the way Ctrl-C does (KeyboardInterrupt), so
+    the `finally` that stops the children always runs. SIGINT is set too because a shell
+    starts background jobs with it ignored, and Python then never raises KeyboardInterrupt."""
 
     def handler(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(ValueError, OSError):  # not the main thread
             previous[sig] = signal.signal(sig, handler)
     try:
