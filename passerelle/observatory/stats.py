@@ -26,12 +26,13 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, case, cast, distinct, extract, func, select
+from sqlalchemy import Integer, String, and_, case, cast, distinct, extract, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from passerelle.access import audit
@@ -72,6 +73,25 @@ def percentile(values: list[float], q: float) -> float | None:
     pos = (len(s) - 1) * q
     lo, hi = math.floor(pos), math.ceil(pos)
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+QUANTILES = (0.5, 0.9)
+
+# Days between two timestamps, per app-database backend (the only expression that differs).
+DAYS_BETWEEN: dict[str, Callable[[Any, Any], Any]] = {
+    "sqlite": lambda start, end: func.julianday(end) - func.julianday(start),
+    "postgresql": lambda start, end: extract("epoch", end - start) / SECONDS_PER_DAY,
+}
+
+
+def ranked_percentile(ranked: dict[int, float], n: int, q: float) -> float | None:
+    """`percentile` from the values at 1-based ranks around the position (n - 1) * q."""
+    if n == 0:
+        return None
+    pos = (n - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    a, b = ranked[lo + 1], ranked[hi + 1]
+    return a + (b - a) * (pos - lo)
 
 
 @dataclass
@@ -287,20 +307,30 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
             "within": int(within or 0),
             "open": int(open_ or 0),
             "overdue": int(overdue or 0),
-            "delays": [],
+            "ranked": {},
         }
-    # Delays need date arithmetic, which SQL does differently on each backend: the decided
-    # reviews' timestamps are read as text (no per-row type processing) and subtracted here.
-    rows = by_producer.with_only_columns(
-        producer.name,
-        cast(Review.started_at, String),
-        cast(Review.decided_at, String),
-        Review.paused_seconds,
-    ).where(is_decided)
-    parse = datetime.fromisoformat
-    for name, started, decided, paused in conn.execute(rows):
-        seconds = (parse(decided) - parse(started)).total_seconds() - (paused or 0)
-        per_producer[name]["delays"].append(max(0.0, seconds) / SECONDS_PER_DAY)
+    # Delay percentiles in SQL: days between two timestamps is the one expression each backend
+    # writes differently (DAYS_BETWEEN); window functions rank each producer's delays and only
+    # the ranks around each percentile's position are read back.
+    days = DAYS_BETWEEN[conn.dialect.name](Review.started_at, Review.decided_at) - (
+        func.coalesce(Review.paused_seconds, 0) / SECONDS_PER_DAY
+    )
+    ranked = (
+        by_producer.with_only_columns(
+            producer.name.label("producer"),
+            days.label("days"),
+            func.row_number().over(partition_by=producer.name, order_by=days).label("rn"),
+            func.count().over(partition_by=producer.name).label("n"),
+        )
+        .where(is_decided)
+        .subquery()
+    )
+    rank0 = ranked.c.rn - 1
+    position = [(ranked.c.n - 1) * q for q in QUANTILES]
+    near = or_(*[and_(rank0 >= pos - 1, rank0 <= pos + 1) for pos in position])
+    stmt = select(ranked.c.producer, ranked.c.days, ranked.c.rn).where(near)
+    for name, d, rn in conn.execute(stmt):
+        per_producer[name]["ranked"][int(rn)] = max(0.0, float(d))
     actor_decided: Counter[str] = Counter()
     actor_approved: Counter[str] = Counter()
     stmt = reviews.with_only_columns(applicant.type, count(is_decided), count(is_approved))
@@ -317,8 +347,8 @@ def compute(session: Session, filters: Filters, now: datetime) -> Observatory:
             {
                 "producer": name,
                 "decided": n,
-                "median_days": _round(percentile(stats["delays"], 0.5)),
-                "p90_days": _round(percentile(stats["delays"], 0.9)),
+                "median_days": _round(ranked_percentile(stats["ranked"], n, 0.5)),
+                "p90_days": _round(ranked_percentile(stats["ranked"], n, 0.9)),
                 "within_deadline": round(stats["within"] / n, 4) if n else None,
                 "approval_rate": round(stats["approved"] / n, 4) if n else None,
                 "open": stats["open"],

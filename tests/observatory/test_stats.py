@@ -16,7 +16,13 @@ from passerelle.access.schemas import DecisionIn, RequestIn
 from passerelle.catalog.schemas import DatasetIn
 from passerelle.catalog.service import Catalog
 from passerelle.observatory.export import to_csv
-from passerelle.observatory.stats import Filters, ObservatoryService, Table, percentile
+from passerelle.observatory.stats import (
+    Filters,
+    ObservatoryService,
+    Table,
+    percentile,
+    ranked_percentile,
+)
 
 
 def dataset(ctx, org_id: int, title: str) -> int:
@@ -163,6 +169,18 @@ def test_csv_export(ctx, history, clock):
     assert {r[0] for r in rows[1:]} == {"Org hopa", "Org hopb"}
     risky = Table("t", ["name"], [["=HYPERLINK(1)"], [None]])
     assert to_csv(risky) == 'name\n\'=HYPERLINK(1)\n""\n'
+
+
+def test_percentiles_from_ranks_equal_percentiles_from_all_values():
+    import random
+
+    rng = random.Random(3)
+    for n in (1, 2, 3, 10, 11, 57):
+        values = sorted(rng.uniform(0, 100) for _ in range(n))
+        ranked = dict(enumerate(values, start=1))
+        for q in (0.5, 0.9):
+            assert ranked_percentile(ranked, n, q) == pytest.approx(percentile(values, q))
+    assert ranked_percentile({}, 0, 0.5) is None
 
 
 def test_percentile():
