@@ -109,6 +109,7 @@ PURPOSE_SHARES: dict[OrgType, dict[Purpose, float]] = {
     OrgType.OTHER: {P.RESEARCH: 0.43, P.TEACHING: 0.29, P.CARE_QUALITY: 0.28},
 }
 HISTORY_DAYS = 730  # submissions over the two years before now, more of them recently
+SUBMIT_WITHIN_DAYS = 10  # a request is submitted 2 hours to 10 days after its creation
 DRAFT_SHARE = 0.03  # drafts on top of the quota (the observatory does not count them)
 PRODUCERS_PER_REQUEST = {1: 0.5, 2: 0.3, 3: 0.2}
 EXTRACT_SHARE = 0.15  # output type pseudonymized_extract; the rest aggregates
@@ -249,9 +250,12 @@ def plan_history(now: datetime, seed: int = 42, scale: float = 1.0) -> list[Plan
             k = rng.choices(list(PRODUCERS_PER_REQUEST), list(PRODUCERS_PER_REQUEST.values()))[0]
             others = [x for x in nodes if x != applicant]  # a CHU asks the other two
             producers = sorted(rng.sample(others, min(k, len(others))))
-            created = now - timedelta(days=HISTORY_DAYS * (1 - math.sqrt(rng.random())))
+            # at least SUBMIT_WITHIN_DAYS before now, so that every request is submitted
+            span = HISTORY_DAYS - SUBMIT_WITHIN_DAYS
+            ago = SUBMIT_WITHIN_DAYS + span * (1 - math.sqrt(rng.random()))
+            created = now - timedelta(days=ago)
             created = created.replace(microsecond=0)
-            submitted = created + timedelta(hours=rng.uniform(2, 240))
+            submitted = created + timedelta(hours=rng.uniform(2, 24 * SUBMIT_WITHIN_DAYS))
             output = (
                 OutputType.PSEUDONYMIZED_EXTRACT
                 if rng.random() < EXTRACT_SHARE

@@ -65,6 +65,7 @@ def test_the_plan_is_deterministic_and_submitted_requests_follow_the_shares():
         mine = [p for p in submitted if p.actor_type == kind]
         assert abs(sum(p.purpose == purpose for p in mine) - share * len(mine)) < 1
     assert all(NOW - timedelta(days=HISTORY_DAYS) <= p.created_at <= NOW for p in a)
+    assert all(p.submitted_at <= NOW for p in submitted)  # so the shares hold in the observatory
 
 
 def _utc(at: datetime | str) -> datetime:
@@ -92,7 +93,8 @@ def test_replay_through_the_services_writes_a_verified_backdated_chain(tmp_path)
         statuses = Counter(r.status for r in s.query(AccessRequest))
     assert times == sorted(times)  # replayed in time order
     assert times[-1] <= NOW
-    assert statuses[RequestStatus.ACTIVE] > 0 and statuses[RequestStatus.DRAFT] > 0
+    assert statuses[RequestStatus.ACTIVE] > 0
+    assert statuses[RequestStatus.DRAFT] == sum(p.submitted_at is None for p in plans)
     assert history.approvals and all(a[1].startswith("request-") for a in history.approvals)
 
 
