@@ -95,7 +95,10 @@ class _Converter:
     def concept_sets(self) -> None:
         for i, cs in enumerate(self.data.get("ConceptSets") or []):
             path = f"ConceptSets[{i}]"
-            inc_d, inc_x, exc_d, exc_x = [], [], [], []
+            inc_d: list[int] = []
+            inc_x: list[int] = []
+            exc_d: list[int] = []
+            exc_x: list[int] = []
             ok = True
             for j, item in enumerate((cs.get("expression") or {}).get("items") or []):
                 cid = (item.get("concept") or {}).get("CONCEPT_ID")
@@ -155,10 +158,10 @@ class _Converter:
                 if value not in self.codesets:
                     self.problem(kp, f"concept set {value} is not defined")
                     ok = False
-                elif self.codesets[value] is None:
+                elif (codeset := self.codesets[value]) is None:
                     ok = False  # already reported
                 else:
-                    block[domain] = dict(self.codesets[value])  # type: ignore[arg-type]
+                    block[domain] = dict(codeset)
                     extras["codeset"] = value
             elif key == "First":
                 if value and not primary:
@@ -189,7 +192,7 @@ class _Converter:
                 ok = False
         return (block if ok else None), extras
 
-    def date_range(self, path: str, v: dict[str, Any]) -> dict[str, str] | None:
+    def date_range(self, path: str, v: dict[str, Any]) -> dict[str, str | None] | None:
         op, value, extent = v.get("Op"), v.get("Value"), v.get("Extent")
         if op not in DATE_OPS:
             self.problem(path, f"date operator {op!r} is not supported")
@@ -201,16 +204,17 @@ class _Converter:
             self.problem(path, "has no valid date")
             return None
         one = dt.timedelta(days=1)
-        return {
+        ranges: dict[str, dict[str, str | None]] = {
             "lt": {"end": (day - one).isoformat()},
             "lte": {"end": day.isoformat()},
             "gt": {"start": (day + one).isoformat()},
             "gte": {"start": day.isoformat()},
             "eq": {"start": day.isoformat(), "end": day.isoformat()},
             "bt": {"start": day.isoformat(), "end": end.isoformat() if end else None},
-        }[op]
+        }
+        return ranges[op]
 
-    def value_range(self, path: str, v: dict[str, Any]) -> dict[str, float] | None:
+    def value_range(self, path: str, v: dict[str, Any]) -> dict[str, Any] | None:
         op, value, extent = v.get("Op"), v.get("Value"), v.get("Extent")
         if op not in VALUE_OPS:
             self.problem(path, f"value operator {op!r} (strict or negated) is not supported")

@@ -883,7 +883,12 @@ class Study:
                                 f"analyses[{i}].by[{j}]",
                             )
             needs_bound = isinstance(a, Survival) or (isinstance(a, Outcome) and a.rate)
-            if needs_bound and a.window.end is None and self.cohort.exit is None:
+            if (
+                needs_bound
+                and isinstance(a, Survival | Outcome)
+                and a.window.end is None
+                and self.cohort.exit is None
+            ):
                 raise ModelError(
                     "needs a window end or a cohort exit to bound the time at risk",
                     f"analyses[{i}].window",
@@ -914,7 +919,7 @@ def result_columns(analysis: Analysis) -> tuple[ResultColumn, ...]:
     if isinstance(analysis, Count):
         return (*by, ResultColumn(analysis.unit.value, "count"))
     if isinstance(analysis, Outcome):
-        cols = (
+        cols: tuple[ResultColumn, ...] = (
             ResultColumn("persons", "count"),
             ResultColumn("outcome_persons", "count"),
             ResultColumn("proportion", "statistic", "number"),

@@ -585,7 +585,7 @@ class _Parser:
         if got is None:
             return None
         event, rest = got
-        window = m.ALWAYS
+        window: m.Window | None = m.ALWAYS
         if "window" in rest:
             window = self.window(f"{sub}.{key}.window", rest["window"])
             if window is None:

@@ -153,7 +153,9 @@ class ReferenceEngine:
             return self._events[event]
         info = event.table
         cs = event.concepts
-        include = exclude = source = None
+        include: set[int] = set()
+        exclude: set[int] = set()
+        source: set[int] = set()
         if cs is not None:
             include = self.expand(cs.concepts, cs.descendants) | set(cs.exact)
             exclude = self.expand(cs.exclude, cs.descendants) | set(cs.exclude_exact)
@@ -165,23 +167,23 @@ class ReferenceEngine:
                 continue
             if cs is not None:
                 c = row.get(info.concept_column)
-                std = c in include and c not in exclude  # type: ignore[operator]
-                src = bool(source) and row.get(info.source_concept_column) in source  # type: ignore[arg-type, operator]
+                std = c in include and c not in exclude
+                src = bool(source) and _get(row, info.source_concept_column) in source
                 if not (std or src):
                     continue
             if event.dates is not None and not event.dates.contains(start):
                 continue
-            if event.value is not None and not event.value.contains(row.get(info.value_column)):  # type: ignore[arg-type]
+            if event.value is not None and not event.value.contains(_get(row, info.value_column)):
                 continue
-            if event.unit and row.get(info.unit_column) not in event.unit:  # type: ignore[arg-type]
+            if event.unit and _get(row, info.unit_column) not in event.unit:
                 continue
             if (
                 event.value_concepts
-                and row.get(info.value_concept_column) not in event.value_concepts
-            ):  # type: ignore[arg-type]
+                and _get(row, info.value_concept_column) not in event.value_concepts
+            ):
                 continue
             if event.visit_type:
-                visit = self.visits.get(row.get(info.visit_column))  # type: ignore[arg-type]
+                visit = self.visits.get(_get(row, info.visit_column))
                 if visit is None or visit.get("visit_concept_id") not in event.visit_type:
                     continue
             end = row.get(info.end_column) if info.end_column else None
@@ -338,10 +340,16 @@ class ReferenceEngine:
         rows = {id(e.row): e for ev in entry.events for e in self.by_person(ev).get(en.person, [])}
         evs = sorted(rows.values(), key=lambda e: e.key)
         gap = dt.timedelta(gap_days)
-        era_start = era_end = None
+        era_start: dt.date | None = None
+        era_end: dt.date | None = None
         for e in evs:
             if era_end is None or e.start > era_end + gap:
-                if era_start is not None and era_start <= en.index <= era_end:
+                # era_start and era_end are always set together
+                if (
+                    era_start is not None
+                    and era_end is not None
+                    and era_start <= en.index <= era_end
+                ):
                     return era_end
                 era_start, era_end = e.start, e.end
             else:
@@ -451,13 +459,16 @@ class ReferenceEngine:
             if a.of is m.DistributionOf.AGE:
                 values = [self.age(en)]
             elif a.of is m.DistributionOf.DAYS_TO_OUTCOME:
-                hits = self.in_window(a.event, en, a.window, until=en.exit)  # type: ignore[arg-type]
+                assert a.event is not None  # model.Distribution: only `age` has no event
+                hits = self.in_window(a.event, en, a.window, until=en.exit)
                 values = [(hits[0].start - en.index).days] if hits else []
             else:
-                col = a.event.table.value_column  # type: ignore[union-attr]
+                assert a.event is not None  # model.Distribution: only `age` has no event
+                col = a.event.table.value_column
+                assert col is not None  # model.Distribution: a value event has a value column
                 hits = [
                     e for e in self.in_window(a.event, en, a.window) if e.row.get(col) is not None
-                ]  # type: ignore[arg-type]
+                ]
                 if hits and a.occurrence is not m.Occurrence.ALL:
                     key = lambda e, c=col: (e.key, e.row.get(c))  # noqa: E731
                     hits = [
@@ -483,7 +494,7 @@ class ReferenceEngine:
                 groups[self.dims(a.by, en)].append(((hits[0].start - en.index).days, True))
             else:
                 groups[self.dims(a.by, en)].append(((end - en.index).days, False))
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for g, times in groups.items():
             rows.extend((*g, *step) for step in kaplan_meier(times))
         return rows
@@ -491,6 +502,11 @@ class ReferenceEngine:
 
 def _outcome_acc() -> dict[str, Any]:
     return {"persons": set(), "outcome": set(), "entries": 0, "days": 0}
+
+
+def _get(row: Mapping[str, Any], column: str | None) -> Any:
+    """``row[column]``, or None when the domain has no such column (or the row no value)."""
+    return None if column is None else row.get(column)
 
 
 def _nulls_last(v: Any) -> tuple[bool, Any]:
