@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
@@ -43,6 +43,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -312,10 +313,14 @@ class BudgetLedger:
             BudgetAccount.subject == subject,
             BudgetAccount.period == period,
         )
-        updated = s.execute(
-            update(BudgetAccount)
-            .where(*where)
-            .values(spent=BudgetAccount.spent + epsilon, updated_at=now)
+        # An ORM UPDATE returns a CursorResult (typed as the generic Result).
+        updated = cast(
+            CursorResult[Any],
+            s.execute(
+                update(BudgetAccount)
+                .where(*where)
+                .values(spent=BudgetAccount.spent + epsilon, updated_at=now)
+            ),
         )
         if updated.rowcount == 0:
             s.add(

@@ -20,6 +20,7 @@ race_concept_id, ethnicity_concept_id.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,9 @@ def _person_attributes(store: Any) -> pa.Table:
             f"ethnicity_concept_id, NULL AS zip FROM {person}"
         )
     res = store.query(sql)
-    cols = list(zip(*res.rows, strict=True)) if res.rows else [[] for _ in range(6)]
+    cols: list[Sequence[Any]] = (
+        list(zip(*res.rows, strict=True)) if res.rows else [[] for _ in range(6)]
+    )
     return pa.table(
         {
             "person_id": pa.array([int(v) for v in cols[0]], pa.int64()),
