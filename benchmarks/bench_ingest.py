@@ -27,7 +27,9 @@ BUNDLES = SHARED_DATA / "synthea-fhir-r4-smart" / "bundles"
 CORPUS = ROOT / "passerelle-data" / "bench" / "fhir"
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TARGETS = (1_000_000, 2_000_000)
-WORKERS = int(os.environ.get("PASSERELLE_BENCH_WORKERS", "2"))
+# One process: measured here, two workers spend about twice the CPU of one (pickling Arrow
+# batches to the parent), so on 2 cores they do not finish sooner.
+WORKERS = int(os.environ.get("PASSERELLE_BENCH_WORKERS", "1"))
 
 
 def _sources() -> list[tuple[str, bytes, int]]:
