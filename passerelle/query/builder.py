@@ -21,7 +21,7 @@ or given as `model.Dimension` objects. Everything is validated by the model when
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from passerelle.query import model as m
@@ -71,7 +71,7 @@ def event(
     )
 
 
-def _domain_helper(domain: m.Domain):  # type: ignore[no-untyped-def]
+def _domain_helper(domain: m.Domain) -> Callable[..., m.Event]:
     def make(concepts: Ids | None = None, **kwargs: Any) -> m.Event:
         return event(domain, concepts, **kwargs)
 

@@ -11,7 +11,7 @@ import io
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.table import Table as RichTable
 
 from passerelle.errors import UserError
 from passerelle.query.result import StudyResult
+
+if TYPE_CHECKING:
+    from passerelle.query.model import Study
 
 study_app = typer.Typer(
     help="The study language: validate, compile and run specs; import ATLAS cohorts.",
@@ -53,7 +56,7 @@ def _store_url(store: str | None) -> str:
     return store or get_settings().default_store_url()
 
 
-def _load(spec: Path):  # type: ignore[no-untyped-def]
+def _load(spec: Path) -> Study:
     from passerelle.query.parse import parse_study
 
     if not spec.exists():

@@ -416,7 +416,8 @@ class _Parser:
             self.err(path, f"must be a list of criteria, not {_kind(data)}")
             return None
         out = [self.criterion(f"{path}[{i}]", x) for i, x in enumerate(data)]
-        return None if any(c is None for c in out) else tuple(out)  # type: ignore[arg-type]
+        ok = [c for c in out if c is not None]
+        return tuple(ok) if len(ok) == len(out) else None
 
     def criterion(self, path: str, data: Any) -> m.Criterion | None:
         kinds = ("require", "exclude", "all_of", "any_of")
@@ -505,7 +506,8 @@ class _Parser:
             self.err(path, "must be a non-empty list of analyses")
             return None
         out = [self.analysis(f"{path}[{i}]", x) for i, x in enumerate(data)]
-        return None if any(a is None for a in out) else tuple(out)  # type: ignore[arg-type]
+        ok = [a for a in out if a is not None]
+        return tuple(ok) if len(ok) == len(out) else None
 
     def analysis(self, path: str, data: Any) -> m.Analysis | None:
         if not isinstance(data, Mapping):
@@ -764,7 +766,8 @@ def _dump_dimension(d: m.Dimension) -> Any:
     if d.kind is m.DimensionKind.AGE_BAND:
         return {"age_band": d.width}
     if d.kind is m.DimensionKind.CONCEPT_COLUMN:
-        return {"column": f"{d.source.value}.{d.column}"}  # type: ignore[union-attr]
+        assert d.source is not None  # model.Dimension: a column breakdown has a source
+        return {"column": f"{d.source.value}.{d.column}"}
     return d.kind.value
 
 
@@ -784,7 +787,8 @@ def _dump_analysis(a: m.Analysis) -> dict[str, Any]:
         if a.of is m.DistributionOf.AGE:
             out["distribution"] = "age"
         else:
-            block = _dump_event(a.event)  # type: ignore[arg-type]
+            assert a.event is not None  # model.Distribution: only `age` has no event
+            block = _dump_event(a.event)
             if a.window != m.ALWAYS:
                 block["window"] = _dump_window(a.window)
             if a.occurrence is not m.Occurrence.ALL:

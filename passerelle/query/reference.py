@@ -374,7 +374,8 @@ class ReferenceEngine:
             return self.persons[en.person].get("gender_concept_id")
         if k is m.DimensionKind.AGE_BAND:
             age = self.age(en)
-            return None if age is None else (age // d.width) * d.width  # type: ignore[operator]
+            assert d.width is not None  # model.Dimension: an age band has a width
+            return None if age is None else (age // d.width) * d.width
         if k is m.DimensionKind.INDEX_YEAR:
             return en.index.year
         if k is m.DimensionKind.INDEX_MONTH:
