@@ -82,7 +82,7 @@ class DuckDBStore(Store):
                 f"CREATE INDEX {idx.name} ON main.{table.name} ({duckcsv.sql_ident(idx.column)})"
             )
 
-    def init(self, tables=None, enforce_keys: bool = False) -> list[str]:  # type: ignore[override]
+    def init(self, tables: Sequence[Table] | None = None, enforce_keys: bool = False) -> list[str]:
         from passerelle.cdm.schema import TABLES
 
         self.con.execute("BEGIN TRANSACTION")
