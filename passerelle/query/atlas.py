@@ -253,10 +253,10 @@ class _Converter:
         if occ.get("IsDistinct") or not _empty(occ.get("CountColumn")):
             self.problem(f"{path}.Occurrence", "distinct counts are not supported")
             ok = False
-        if not ok:
+        if not ok or block is None:  # ok implies block is not None
             return None
         kind, count = occ.get("Type"), int(occ.get("Count") or 0)
-        block = {**block, "window": window}  # type: ignore[dict-item]
+        block = {**block, "window": window}
         if (kind in (0, 1)) and count == 0:
             return {"exclude": block}
         if kind == 2:
@@ -338,7 +338,8 @@ class _Converter:
         crits = pc.get("CriteriaList") or []
         if not crits:
             self.problem("PrimaryCriteria.CriteriaList", "is empty")
-        events, extras = [], []
+        events: list[dict[str, Any] | None] = []
+        extras: list[dict[str, Any]] = []
         for i, c in enumerate(crits):
             block, ex = self.event(f"PrimaryCriteria.CriteriaList[{i}]", c, primary=True)
             events.append(block)
@@ -378,8 +379,9 @@ class _Converter:
                         "PrimaryCriteria", "First together with a Last limit is not supported"
                     )
                 occurrence = "first"
-                if "dates" in extras[0] and events[0] is not None:
-                    events[0].pop("dates", None)  # type: ignore[union-attr]
+                first = events[0]
+                if "dates" in extras[0] and first is not None:
+                    first.pop("dates", None)
                     cohort["period"] = extras[0]["dates"]
             else:
                 self.problem("PrimaryCriteria.CriteriaList", "First on one of several criteria (or "
