@@ -323,16 +323,20 @@ class ReferenceEngine:
         if ex is None:
             return entries
         for en in entries:
+            exit_: dt.date
             if ex.kind is m.ExitKind.FIXED:
-                en.exit = en.index + dt.timedelta(ex.days)
+                exit_ = en.index + dt.timedelta(ex.days)
             elif ex.kind is m.ExitKind.OBSERVATION_END:
-                en.exit = en.obs_end
+                # model.Cohort: this exit needs `observation`, whose step set every obs_end
+                assert en.obs_end is not None
+                exit_ = en.obs_end
             elif ex.kind is m.ExitKind.EVENT_END:
-                en.exit = en.event.end + dt.timedelta(ex.days)
+                exit_ = en.event.end + dt.timedelta(ex.days)
             else:
-                en.exit = self._era_end(cohort.entry, en, ex.gap_days) + dt.timedelta(ex.days)
+                exit_ = self._era_end(cohort.entry, en, ex.gap_days) + dt.timedelta(ex.days)
             if cohort.observation is not None and en.obs_end is not None:
-                en.exit = min(en.exit, en.obs_end)  # type: ignore[type-var]
+                exit_ = min(exit_, en.obs_end)
+            en.exit = exit_
         return _collapse(entries, ex.collapse_days)
 
     def _era_end(self, entry: m.Entry, en: Entry, gap_days: int) -> dt.date:
@@ -523,8 +527,9 @@ def _collapse(entries: list[Entry], pad: int) -> list[Entry]:
         ens.sort(key=lambda e: (e.index, e.exit, e.event.key))
         cur = ens[0]
         for nxt in ens[1:]:
-            if nxt.index <= cur.exit + dt.timedelta(pad):  # type: ignore[operator]
-                if nxt.exit > cur.exit:  # type: ignore[operator]
+            assert cur.exit is not None and nxt.exit is not None  # set by `cohort` before this
+            if nxt.index <= cur.exit + dt.timedelta(pad):
+                if nxt.exit > cur.exit:
                     cur = Entry(cur.person, cur.index, cur.event, nxt.exit, cur.obs_end)
             else:
                 out.append(cur)
