@@ -16,7 +16,7 @@ from passerelle.access.mail import Mailer
 from passerelle.config import Settings, get_settings
 from passerelle.web import errors, pages
 from passerelle.web.deps import Services
-from passerelle.web.routers import accounts, audit, catalog, oidc, requests
+from passerelle.web.routers import accounts, audit, catalog, nodes, oidc, requests
 
 API_PREFIX = "/api/v1"
 
@@ -56,7 +56,7 @@ def create_app(
     )
     app.state.services = Services.build(ctx)
     errors.install(app)
-    for module in (accounts, oidc, catalog, requests, audit):
+    for module in (accounts, oidc, catalog, requests, audit, nodes):
         app.include_router(module.router, prefix=API_PREFIX)
     pages.install(app)  # the HTML pages and their static files (passerelle/web/pages)
     return app

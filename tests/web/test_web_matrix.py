@@ -141,6 +141,7 @@ ENDPOINTS = [
     Endpoint("GET", "/audit/head", PUBLIC),
     Endpoint("GET", "/audit", roles_anywhere(Role.AUDITOR)),
     Endpoint("GET", "/audit/verify", roles_anywhere(Role.AUDITOR)),
+    Endpoint("GET", "/nodes/me/decisions", roles_anywhere("node")),  # scoped to the key's org
 ]
 
 
