@@ -89,21 +89,31 @@ class CohortCompiler:
             .where(q.in_list(q.col("ancestor_concept_id", "ca"), ids), copy=False)
         )
 
+    def concept_set(
+        self, concept: exp.Expression, expanded: tuple[int, ...], exact: tuple[int, ...]
+    ) -> exp.Expression:
+        """`concept` is one of `expanded` (with their descendants) or `exact`. One IN over a
+        UNION: planners turn it into a semi-join (an OR of two INs scans 4x slower)."""
+        ids = sorted(set(expanded) | set(exact))
+        if not expanded:
+            return q.in_list(concept, ids)
+        union: exp.Query = self.descendants(tuple(sorted(set(expanded))))
+        for i in ids:
+            union = exp.union(union, q.select(q.num(i)), distinct=False)
+        return q.in_query(concept, union)
+
     def concept_match(self, cs: m.ConceptSet, info: m.DomainTable, t: str) -> exp.Expression:
         concept = q.col(info.concept_column, t)
         std = None
-        include = set(cs.concepts) | set(cs.exact)
-        if include:
-            parts = [q.in_list(concept, include)]
-            if cs.descendants and cs.concepts:
-                parts.append(q.in_query(concept, self.descendants(cs.concepts)))
-            std = q.or_(*parts)
-            excluded = set(cs.exclude) | set(cs.exclude_exact)
-            if excluded:
-                out = [q.in_list(concept, excluded)]
-                if cs.descendants and cs.exclude:
-                    out.append(q.in_query(concept, self.descendants(cs.exclude)))
-                std = q.and_(std, exp.Not(this=exp.Paren(this=q.or_(*out))))
+        if cs.concepts or cs.exact:
+            expand = cs.concepts if cs.descendants else ()
+            plain = cs.exact if cs.descendants else cs.concepts + cs.exact
+            std = self.concept_set(concept, expand, plain)
+            if cs.exclude or cs.exclude_exact:
+                expand = cs.exclude if cs.descendants else ()
+                plain = cs.exclude_exact if cs.descendants else cs.exclude + cs.exclude_exact
+                out = self.concept_set(concept.copy(), expand, plain)
+                std = q.and_(std, exp.Not(this=exp.Paren(this=out)))
         src = None
         if cs.source_concepts and info.source_concept_column:
             src = q.in_list(q.col(info.source_concept_column, t), cs.source_concepts)

@@ -15,13 +15,15 @@ WITH entry_events AS (
     AND NOT t.drug_exposure_start_date IS NULL
     AND (
       (
-        t.drug_concept_id IN (1118084)
-        OR t.drug_concept_id IN (
+        t.drug_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (1118084)
+          UNION ALL
+          SELECT
+            1118084
         )
       )
     )
@@ -100,13 +102,15 @@ WITH entry_events AS (
     AND NOT t.condition_start_date IS NULL
     AND (
       (
-        t.condition_concept_id IN (192671)
-        OR t.condition_concept_id IN (
+        t.condition_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (192671)
+          UNION ALL
+          SELECT
+            192671
         )
       )
     )
@@ -167,13 +171,15 @@ WITH entry_events AS (
     AND NOT t.drug_exposure_start_date IS NULL
     AND (
       (
-        t.drug_concept_id IN (1118084)
-        OR t.drug_concept_id IN (
+        t.drug_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (1118084)
+          UNION ALL
+          SELECT
+            1118084
         )
       )
     )
@@ -252,13 +258,15 @@ WITH entry_events AS (
     AND NOT t.condition_start_date IS NULL
     AND (
       (
-        t.condition_concept_id IN (192671)
-        OR t.condition_concept_id IN (
+        t.condition_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (192671)
+          UNION ALL
+          SELECT
+            192671
         )
       )
     )
@@ -326,13 +334,15 @@ WITH entry_events AS (
     AND NOT t.drug_exposure_start_date IS NULL
     AND (
       (
-        t.drug_concept_id IN (1118084)
-        OR t.drug_concept_id IN (
+        t.drug_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (1118084)
+          UNION ALL
+          SELECT
+            1118084
         )
       )
     )
@@ -411,13 +421,15 @@ WITH entry_events AS (
     AND NOT t.condition_start_date IS NULL
     AND (
       (
-        t.condition_concept_id IN (192671)
-        OR t.condition_concept_id IN (
+        t.condition_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (192671)
+          UNION ALL
+          SELECT
+            192671
         )
       )
     )

@@ -15,13 +15,15 @@ WITH entry_events AS (
     AND NOT t.condition_start_date IS NULL
     AND (
       (
-        t.condition_concept_id IN (192671)
-        OR t.condition_concept_id IN (
+        t.condition_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (192671)
+          UNION ALL
+          SELECT
+            192671
         )
       )
     )
@@ -79,13 +81,15 @@ WITH entry_events AS (
     AND NOT t.condition_start_date IS NULL
     AND (
       (
-        t.condition_concept_id IN (192671)
-        OR t.condition_concept_id IN (
+        t.condition_concept_id IN (
           SELECT
             ca.descendant_concept_id
           FROM concept_ancestor AS ca
           WHERE
             ca.ancestor_concept_id IN (192671)
+          UNION ALL
+          SELECT
+            192671
         )
       )
     )
