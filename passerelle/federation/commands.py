@@ -63,12 +63,18 @@ def serve(
 
     if role is not ServeRole.ALL and config is None:
         raise UserError(f"--role {role.value} needs --config")
+    node = None
     if role is ServeRole.NODE:
-        app = server.node_app(config)[0]
+        app, node = server.node_app(config)
     elif role is ServeRole.HUB:
         app = server.hub_app(config)[0]
     else:
-        app = server.embedded_app(config).app
+        embedded = server.embedded_app(config)
+        app, node = embedded.app, embedded.node
+    if node is not None and node.config.sync is not None:
+        from passerelle.federation.sync import SyncThread
+
+        SyncThread(node.register, node.config.sync).start()  # pulls decisions periodically
     server.serve(
         app,
         host=host,
@@ -133,6 +139,28 @@ def node_revoke(
     """Revoke every approval of a project at this node."""
     n = _register(config).revoke(project)
     typer.echo(f"revoked {n} approval(s) of {project}")
+
+
+@node_app.command("sync")
+def node_sync(
+    config: Path = typer.Option(..., "--config", help="The node's node.toml, with a [sync] table."),
+) -> None:
+    """Pull this organisation's committee decisions from the single window into the register."""
+    from passerelle.federation.config import NodeConfig
+    from passerelle.federation.register import NodeRegister
+    from passerelle.federation.sync import sync
+
+    cfg = NodeConfig.load(config, require_trust=False)
+    if cfg.sync is None:
+        raise UserError(f"{config}: no [sync] table (hub_api, api_key_file, organisation)")
+    reg = NodeRegister(cfg.database)
+    try:
+        report = sync(reg, cfg.sync)
+    finally:
+        reg.close()
+    for line in report.changes:
+        typer.echo(line)
+    typer.echo(report.summary())
 
 
 @node_app.command("approvals")

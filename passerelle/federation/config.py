@@ -54,6 +54,56 @@ def _public(entry: dict[str, Any], base: Path, where: str) -> PublicKey:
     )
 
 
+@dataclass(frozen=True)
+class SyncConfig:
+    """[sync] of node.toml: where the node pulls its own committee's decisions from."""
+
+    hub_api: str  # the single window's base URL (its REST API is under /api/v1)
+    api_key: str  # the organisation's node API key (never logged)
+    organisation: str  # the node's organisation, as the single window names it
+    interval_seconds: float = 300.0
+    timeout_seconds: float = 30.0
+
+    def __repr__(self) -> str:  # never show the key
+        return f"SyncConfig(hub_api={self.hub_api!r}, organisation={self.organisation!r})"
+
+    @classmethod
+    def parse(cls, section: Any, base: Path, where: str) -> SyncConfig:
+        if not isinstance(section, dict):
+            raise ConfigError(f"{where} must be a table")
+        allowed = {
+            "hub_api",
+            "api_key",
+            "api_key_file",
+            "organisation",
+            "interval_seconds",
+            "timeout_seconds",
+        }
+        _check_keys(section, allowed, where)
+        for required in ("hub_api", "organisation"):
+            if not section.get(required):
+                raise ConfigError(f"{where}: {required} is required")
+        key = str(section.get("api_key") or "")
+        key_file = _path(base, section.get("api_key_file"))
+        if key_file is not None:
+            try:
+                key = key_file.read_text().strip()
+            except OSError:
+                raise ConfigError(f"{where}: cannot read api_key_file {key_file}") from None
+        if not key:
+            raise ConfigError(f"{where}: api_key or api_key_file is required")
+        interval = float(section.get("interval_seconds", 300.0))
+        if interval <= 0:
+            raise ConfigError(f"{where}: interval_seconds must be positive")
+        return cls(
+            hub_api=str(section["hub_api"]).rstrip("/"),
+            api_key=key,
+            organisation=str(section["organisation"]),
+            interval_seconds=interval,
+            timeout_seconds=float(section.get("timeout_seconds", 30.0)),
+        )
+
+
 @dataclass
 class NodeConfig:
     name: str
@@ -64,6 +114,7 @@ class NodeConfig:
     policy: Path | None = None
     max_envelope_seconds: int = 3600
     clock_skew_seconds: int = 60
+    sync: SyncConfig | None = None
 
     @classmethod
     def load(cls, path: Path, *, require_trust: bool = True) -> NodeConfig:
@@ -104,6 +155,7 @@ class NodeConfig:
             policy=_path(base, node.get("policy")),
             max_envelope_seconds=int(node.get("max_envelope_seconds", 3600)),
             clock_skew_seconds=int(node.get("clock_skew_seconds", 60)),
+            sync=SyncConfig.parse(data["sync"], base, f"{path} [sync]") if "sync" in data else None,
         )
 
 
@@ -126,6 +178,7 @@ class HubConfig:
     retries: int = 2
     envelope_seconds: int = 300
     api_token: str = ""
+    web: bool = False  # also serve the single window (REST API under /api/v1 and the pages)
 
     @property
     def trusted_nodes(self) -> TrustList:
@@ -148,6 +201,7 @@ class HubConfig:
             "retries",
             "envelope_seconds",
             "api_token",
+            "web",
         }
         _check_keys(hub, allowed, f"{path} [hub]")
         for required in ("name", "private_key"):
@@ -175,4 +229,5 @@ class HubConfig:
             retries=int(hub.get("retries", 2)),
             envelope_seconds=int(hub.get("envelope_seconds", 300)),
             api_token=str(hub.get("api_token", "")),
+            web=bool(hub.get("web", False)),
         )

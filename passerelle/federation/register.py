@@ -3,8 +3,9 @@
 A small SQLite (or any SQLAlchemy URL) database per node, kept by the hospital, not the hub:
 the hub's single window records the workflow, but a node runs a study only when *its own*
 register shows the project approved by its own committee for that purpose and output type.
-A committee decision enters it through `passerelle node approve` (or `revoke`), which a hospital
-can script from its committee's minutes or from its copy of the single window's decisions.
+A committee decision enters it by `passerelle node sync` (sync.py: the node pulls its own
+organisation's decisions from the single window, each change recorded in `node_sync` with its
+source), or by hand with `passerelle node approve` (or `revoke`) as a fallback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -65,6 +67,47 @@ served = Table(
     Column("envelope_sha256", String(64), nullable=False),
     Column("outcome", String(40), nullable=False),  # released | a refusal code
 )
+
+
+# Every decision applied from the single window, with its source: a decision is applied once
+# (the unique key), so syncing twice changes nothing.
+synced = Table(
+    "node_sync",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("hub", String(300), nullable=False),
+    Column("project_id", String(120), nullable=False, index=True),
+    Column("review_id", Integer, nullable=False),
+    Column("action", String(20), nullable=False),  # approve | revoke
+    Column("review_status", String(40), nullable=False),
+    Column("request_status", String(40), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(200), nullable=False),
+    Column("changed", Integer, nullable=False),  # approvals added or revoked
+    UniqueConstraint("review_id", "action", "review_status", "request_status"),
+)
+
+
+@dataclass(frozen=True)
+class SyncedDecision:
+    """A decision of the node's own committee as the single window lists it."""
+
+    hub: str
+    project_id: str
+    review_id: int
+    action: str  # approve | revoke
+    review_status: str
+    request_status: str
+    purpose: str
+    output_type: str
+    decided_at: dt.datetime | None
+    decided_by: str
+    expires_at: dt.datetime | None
+
+    @property
+    def key(self) -> tuple[int, str, str, str]:
+        return (self.review_id, self.action, self.review_status, self.request_status)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -171,6 +214,62 @@ class NodeRegister:
         with self.engine.connect() as conn:
             ids = conn.execute(select(approvals.c.project_id).distinct()).scalars().all()
         return [a for pid in sorted(ids) for a in self.approvals_of(pid)]
+
+    # -- decisions synced from the single window ---------------------------------------------
+    def apply(self, d: SyncedDecision, now: dt.datetime | None = None) -> int | None:
+        """Apply one decision and record it, in one transaction. None when it was applied
+        before (nothing changes), else the number of approvals added or revoked."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self._lock, self.engine.begin() as conn:
+            done = conn.execute(
+                select(synced.c.id).where(
+                    synced.c.review_id == d.review_id,
+                    synced.c.action == d.action,
+                    synced.c.review_status == d.review_status,
+                    synced.c.request_status == d.request_status,
+                )
+            ).first()
+            if done is not None:
+                return None
+            if d.action == "approve":
+                conn.execute(
+                    insert(approvals).values(
+                        project_id=d.project_id,
+                        purpose=d.purpose,
+                        output_type=d.output_type,
+                        approved_by=d.decided_by,
+                        reference=f"review {d.review_id} ({d.review_status}), {d.hub}",
+                        approved_at=d.decided_at or now,
+                        expires_at=d.expires_at,
+                    )
+                )
+                changed = 1
+            else:
+                res = conn.execute(
+                    update(approvals)
+                    .where(approvals.c.project_id == d.project_id, approvals.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                changed = int(getattr(res, "rowcount", 0))
+            conn.execute(
+                insert(synced).values(
+                    at=now,
+                    hub=d.hub,
+                    project_id=d.project_id,
+                    review_id=d.review_id,
+                    action=d.action,
+                    review_status=d.review_status,
+                    request_status=d.request_status,
+                    decided_at=d.decided_at,
+                    decided_by=d.decided_by,
+                    changed=changed,
+                )
+            )
+            return changed
+
+    def sync_log(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(synced).order_by(synced.c.id)).mappings()]
 
     # -- nonces -------------------------------------------------------------------------------
     def use_nonce(self, nonce: str, expires_at: dt.datetime, now: dt.datetime) -> bool:

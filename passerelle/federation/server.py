@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from passerelle.config import Settings, get_settings
+from passerelle.errors import ConfigError
 from passerelle.federation.config import HubConfig, NodeConfig, NodeEntry
 from passerelle.federation.hub import HubService, create_hub_app
 from passerelle.federation.keys import KeyPair, TrustList
@@ -28,8 +29,16 @@ def node_app(config_path: Path) -> tuple[FastAPI, NodeService]:
 
 
 def hub_app(config_path: Path) -> tuple[FastAPI, HubService]:
-    service = HubService(HubConfig.load(config_path))
-    return create_hub_app(service), service
+    """The hub; with `web = true` in [hub], the single window too (REST API and pages)."""
+    config = HubConfig.load(config_path)
+    service = HubService(config)
+    app = create_hub_app(service)
+    if config.web:
+        web = _web_app()
+        if web is None:
+            raise ConfigError(f"{config_path}: web = true needs the web package")
+        app.mount("/", web)  # after the hub's own routes: /hub/v1/* is matched first
+    return app, service
 
 
 def _own_key(folder: Path, name: str) -> KeyPair:
