@@ -3,8 +3,9 @@
 The hub is reached over HTTP at `hub_url` (default: `public_base_url`, where
 `passerelle serve --role all` runs it), with `hub_token` as its bearer token. Which node runs a
 study for which producer: a node's name in the hub's configuration is its organisation's name
-as a slug (`CHU Nord` -> `chu-nord`); `project_id` is `request-<id>`, the name a hospital
-records its committee's approval under (`passerelle node approve --project request-<id>`).
+as a slug (`CHU Nord` -> `chu-nord`); `project_id` is `request-<id>`, the name a node records
+its committee's approval under (`passerelle node sync` pulls it from the single window;
+`passerelle node approve --project request-<id>` by hand as a fallback).
 """
 
 from __future__ import annotations
