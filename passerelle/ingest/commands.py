@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -26,7 +27,7 @@ def _store(url: str | None) -> str:
     return url or get_settings().default_store_url()
 
 
-def _progress() -> tuple[Progress, callable]:
+def _progress() -> tuple[Progress, Callable[[int, str], None]]:
     bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -44,7 +44,7 @@ class Context:
         self.persons_touched: set[int] = set()
         self.notes: Counter = Counter()  # e.g. deceased without a date
         self.local: dict[str, tuple[str, str]] = {}  # fullUrl → (type, id) of the current bundle
-        self.contained: dict[str, Any] = {}
+        self.contained: dict[str | None, Any] = {}  # contained resources by id
         self.added: list[int] | None = None  # ids registered since reset (worker processes)
 
     # -- ids -------------------------------------------------------------------------------

@@ -186,7 +186,8 @@ class CsvIngest:
             raw = row.get(spec["pseudonym"], "")
             return self.pseudo(raw) if raw else None
         if "concept" in spec or "source_concept" in spec:
-            code = row.get(spec.get("concept") or spec.get("source_concept"), "")
+            column = spec.get("concept") or spec.get("source_concept")
+            code = row.get(column, "") if column is not None else ""
             vocab = spec.get("vocabulary") or self.vocabularies.get(
                 row.get(spec.get("vocabulary_column", ""), ""), ""
             )

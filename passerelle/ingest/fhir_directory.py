@@ -3,10 +3,12 @@ the resources other resources point at. Rules in docs/fhir-to-omop.md."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from passerelle.ingest import concepts as C
 from passerelle.ingest.context import Context, Quarantine
+from passerelle.ingest.fhir_events import _obj
 
 NPI = "http://hl7.org/fhir/sid/us-npi"
 
@@ -25,7 +27,7 @@ def _location_row(ctx: Context, loc_id: int, addr: dict[str, Any], with_street: 
         "country_source_value": _str(addr.get("country")),
     }
     if with_street:
-        lines = addr.get("line") or ()
+        lines: Sequence[Any] = addr.get("line") or ()
         row["address_1"] = _str(lines[0]) if lines else None
         row["address_2"] = _str(lines[1]) if len(lines) > 1 else None
     return row
@@ -146,7 +148,7 @@ def practitioner(res: dict[str, Any], ctx: Context) -> None:
 
 def location(res: dict[str, Any], ctx: Context) -> None:
     rid = res["id"]
-    addr = res.get("address") if isinstance(res.get("address"), dict) else {}
+    addr = _obj(res.get("address"))
     row = _location_row(ctx, ctx.id("Location", rid), addr, with_street=True)
     row["location_source_value"] = _str(res.get("name"))
     pos = res.get("position")

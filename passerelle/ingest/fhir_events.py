@@ -12,6 +12,11 @@ def _first(items: Any) -> Any:
     return items[0] if isinstance(items, list) and items else None
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A FHIR element that must be an object, or {} when it is absent or malformed."""
+    return value if isinstance(value, dict) else {}
+
+
 def _code(cc: Any) -> str | None:
     if isinstance(cc, dict):
         coding = _first(cc.get("coding"))
@@ -72,12 +77,12 @@ def _performer(ctx: Context, res: dict[str, Any], field: str) -> int | None:
 # -- Encounter -------------------------------------------------------------------------------
 def encounter(res: dict[str, Any], ctx: Context) -> None:
     pid = ctx.person(res)
-    period = res.get("period") if isinstance(res.get("period"), dict) else {}
+    period = _obj(res.get("period"))
     if not period.get("start"):
         raise Quarantine("no period.start")
     sd, st = ctx.when(period["start"], "period.start")
     ed, et = ctx.when(period["end"], "period.end") if period.get("end") else (sd, st)
-    cls = res.get("class") if isinstance(res.get("class"), dict) else {}
+    cls = _obj(res.get("class"))
     vtype = ctx.concept("visit_occurrence", _first(res.get("type")))
     provider = None
     for i, part in enumerate(res.get("participant") or ()):
@@ -90,7 +95,7 @@ def encounter(res: dict[str, Any], ctx: Context) -> None:
     for i, loc in enumerate(res.get("location") or ()):
         if isinstance(loc, dict) and loc.get("location") is not None:
             ctx.resolve(loc["location"], f"location[{i}].location")
-    hosp = res.get("hospitalization") if isinstance(res.get("hospitalization"), dict) else {}
+    hosp = _obj(res.get("hospitalization"))
     ctx.batch.add(
         "visit_occurrence",
         {

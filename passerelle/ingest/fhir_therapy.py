@@ -7,7 +7,7 @@ from typing import Any
 
 from passerelle.ingest import concepts as C
 from passerelle.ingest.context import Context, Quarantine, Skip
-from passerelle.ingest.fhir_events import NoDate, _code, _first, _performer, _start_end
+from passerelle.ingest.fhir_events import NoDate, _code, _first, _obj, _performer, _start_end
 from passerelle.ingest.fhirtime import plus_days
 
 DAY_UNITS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "a": 365}
@@ -65,7 +65,7 @@ def medication_request(res: dict[str, Any], ctx: Context) -> None:
     if not res.get("authoredOn"):
         raise Quarantine("no authoredOn")
     sd, st = ctx.when(res["authoredOn"], "authoredOn")
-    dr = res.get("dispenseRequest") if isinstance(res.get("dispenseRequest"), dict) else {}
+    dr = _obj(res.get("dispenseRequest"))
     ed = et = None
     vp = dr.get("validityPeriod")
     if isinstance(vp, dict) and vp.get("end"):
@@ -73,7 +73,7 @@ def medication_request(res: dict[str, Any], ctx: Context) -> None:
     dosage = _first(res.get("dosageInstruction")) or {}
     dose = _first(dosage.get("doseAndRate")) or {}
     route_id, route_src = _route(ctx, dosage.get("route"))
-    qty = dr.get("quantity") if isinstance(dr.get("quantity"), dict) else {}
+    qty = _obj(dr.get("quantity"))
     _drug_row(
         ctx,
         res,
@@ -129,8 +129,8 @@ def medication_administration(res: dict[str, Any], ctx: Context) -> None:
     pid = ctx.person(res)
     cc = _medication_cc(res, ctx)
     sd, st, ed, et = _start_end(res, ctx, "effective")
-    dosage = res.get("dosage") if isinstance(res.get("dosage"), dict) else {}
-    dose = dosage.get("dose") if isinstance(dosage.get("dose"), dict) else {}
+    dosage = _obj(res.get("dosage"))
+    dose = _obj(dosage.get("dose"))
     route_id, route_src = _route(ctx, dosage.get("route"))
     _drug_row(
         ctx,
@@ -157,7 +157,7 @@ def immunization(res: dict[str, Any], ctx: Context) -> None:
         raise Quarantine("no occurrenceDateTime")
     sd, st = ctx.when(res["occurrenceDateTime"], "occurrenceDateTime")
     route_id, route_src = _route(ctx, res.get("route"))
-    dq = res.get("doseQuantity") if isinstance(res.get("doseQuantity"), dict) else {}
+    dq = _obj(res.get("doseQuantity"))
     _drug_row(
         ctx,
         res,

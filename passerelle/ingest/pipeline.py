@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -95,7 +95,7 @@ class QuarantineFile:
 
     def __init__(self, path: Path | None, capture: bool = False) -> None:
         self.path = path
-        self._fh = None
+        self._fh: IO[bytes] | None = None
         self.captured: list[dict[str, Any]] | None = [] if capture else None
 
     def write(
@@ -257,7 +257,10 @@ class FhirIngest:
         for e in entries:
             res = e.get("resource")
             if isinstance(res, dict) and isinstance(res.get("id"), str):
-                key = (res.get("resourceType"), res["id"])
+                # an entry without a resourceType is rejected by _one; a reference to it
+                # resolves to a type no mapper expects, as None did before
+                rtype = res.get("resourceType")
+                key = (rtype if isinstance(rtype, str) else "", res["id"])
                 full = e.get("fullUrl")
                 if isinstance(full, str):
                     local[full] = key

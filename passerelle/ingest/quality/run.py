@@ -29,7 +29,7 @@ class QualityReport:
     vocabulary_loaded: bool = False
 
     def summary(self) -> dict[str, Any]:
-        by = {}
+        by: dict[str, dict[str, int]] = {}
         for c in self.checks:
             s = by.setdefault(c.category.value, {"pass": 0, "fail": 0, "not applicable": 0})
             s[c.status.value] += 1
@@ -114,9 +114,9 @@ class Runner:
         for ev in R.EVENTS:
             if self.report.rows.get(ev.table):
                 self.event_checks(ev)
-        for table, start, end in R.SPANS:
-            if self.report.rows.get(table):
-                self.span_check(table, start, end)
+        for span_table, start, end in R.SPANS:
+            if self.report.rows.get(span_table):
+                self.span_check(span_table, start, end)
         if self.report.rows.get("measurement"):
             self.unit_checks()
         return self.report
