@@ -3,8 +3,8 @@
 1. every node and the hub answer their health checks;
 2. a feasibility count through the hub: every hospital answers, the merged count is positive;
 3. a new request by a biotech's applicant to the three hospitals, over the REST API; each
-   hospital's reviewer approves it over the REST API; each hospital's committee records the
-   approval in its node's register (what `passerelle node approve` does);
+   hospital's reviewer approves it over the REST API; each hospital's node picks the decision
+   up by its own sync (`[sync]` in node.toml) and records it in its register;
 4. the catalogue (REST search, page, concept search over the vocabulary);
 5. the approved study, run from the applicant's project workspace page (the web application
    sends it to the hub, which fans it out to the three nodes); the merged result is downloaded;
@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Callable
 from csv import DictReader
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -79,9 +82,28 @@ def check_feasibility(client: httpx.Client, urls: dict[str, str]) -> str:
     return f"feasibility through the hub: {', '.join(sorted(statuses))} answered"
 
 
-def approve_request(client: httpx.Client, system: System, web: str) -> int:
+SYNC_WAIT_SECONDS = 120.0
+
+
+def _synced(path: Path, project: str) -> bool:
+    """Wait until the node's own sync has recorded the approval in its register."""
     from passerelle.federation.register import NodeRegister
 
+    deadline = time.monotonic() + SYNC_WAIT_SECONDS
+    while True:
+        reg = NodeRegister(path)
+        try:
+            now = datetime.now(UTC)
+            if any(a.active(now) for a in reg.approvals_of(project)):
+                return True
+        finally:
+            reg.close()
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
+def approve_request(client: httpx.Client, system: System, web: str) -> int:
     seeded = system.seeded
     assert seeded is not None
     applicant = _token(client, web, _email(seeded, "genomix", Role.APPLICANT))
@@ -112,11 +134,8 @@ def approve_request(client: httpx.Client, system: System, web: str) -> int:
             headers=reviewer,
         )
         _ok(d.status_code == 200, f"{node}'s decision answered HTTP {d.status_code}")
-        reg = NodeRegister(system.node_registers[node])
-        try:
-            reg.approve(f"request-{rid}", "research", "aggregates", f"Comité {node}", "check")
-        finally:
-            reg.close()
+    for node in sorted(by_org[r["producer_id"]] for r in r.json()["reviews"]):
+        _ok(_synced(system.node_registers[node], f"request-{rid}"), f"{node} did not sync it")
     final = client.get(f"{web}/api/v1/requests/{rid}", headers=applicant).json()
     _ok(final["status"] == "active", f"request {rid} is {final['status']}, not active")
     return int(rid)

@@ -84,7 +84,7 @@ def run_demo(settings: Settings, options: Any, check: bool) -> int:
             if bad:
                 say(f"[red]ingest refused records[/] at {', '.join(bad)} (see quarantine.ndjson)")
                 return 1
-            say("starting 3 nodes, the hub and the web application on 127.0.0.1")
+            say("starting 3 nodes and the hub (which serves the web application) on 127.0.0.1")
             procs, hub_url, web_url = start(system, check)
             _print_ready(system, hub_url, web_url, procs)
             if check:
@@ -132,7 +132,7 @@ def _print_ready(system: Any, hub_url: str, web_url: str, procs: Any) -> None:
     if h is not None:
         console.print(
             f"History: {len(h.plans)} requests ({h.played:,} steps through the access services, "
-            f"{h.runs} first study runs, {len(h.approvals)} node approvals). "
+            f"{h.runs} first study runs, {len(h.approvals)} approvals, which the nodes sync). "
             f"Observatory: {web_url}/observatory",
             highlight=False,
         )

@@ -1,6 +1,6 @@
-"""The demo's processes: three nodes, the hub and the web application, each a child process in
-its own process group on 127.0.0.1, waited for until healthy and always stopped (SIGTERM to
-the group, then SIGKILL after a grace period), so Ctrl-C leaves no orphan."""
+"""The demo's processes: three nodes and the hub (serving the web application), each a child
+process in its own process group on 127.0.0.1, waited for until healthy and always stopped
+(SIGTERM to the group, then SIGKILL after a grace period), so Ctrl-C leaves no orphan."""
 
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
 """The whole demo on one machine: three hospitals' stores built from FHIR through the real
 ingest, the single window's content and history, keys and configuration for three nodes and a
-hub, and the five processes (three nodes, hub, web) on 127.0.0.1.
+hub, and the four processes (three nodes; the hub, which also serves the single window) on
+127.0.0.1. Each node pulls its hospital's committee decisions from the single window
+(`[sync]` in its node.toml, with its organisation's node API key).
 
 Layout under `<data_dir>/demo/` (replaced on every run): `<node>/` (fhir/, cdm.duckdb,
 node.toml, policy.yaml, node.db), `vocabulary-csv/`, `vocabulary.duckdb` (the web's concept
 search), `passerelle.db` (the app database), `keys/`, `hub.toml`, `web/` (the web's data
-folder: results), `logs/`.
+folder: results), `logs/`. Node API keys: `keys/<node>.api-key`.
 """
 
 from __future__ import annotations
@@ -142,7 +144,6 @@ def _app_database(system: System, say: Say) -> MovableClock:
 
 def _federation_files(system: System) -> None:
     from passerelle.federation.keys import KeyPair, public_b64
-    from passerelle.federation.register import NodeRegister
 
     keys = system.root / "keys"
     hub_key = KeyPair.generate("hub")
@@ -168,15 +169,18 @@ def _federation_files(system: System) -> None:
         )
         system.node_configs[h.node] = config
         system.node_registers[h.node] = folder / "node.db"
-    history = system.history
+    # Each node's register receives its committee's decisions (the history's included) by sync
+    # from the single window, with a node API key of the hospital (`[sync]`, added in start()).
+    from passerelle.access.accounts import Accounts
+    from passerelle.access.schemas import ApiKeyIn
+
+    assert system.seeded is not None
+    accounts = Accounts(system.context())
     for h in HOSPITALS:
-        reg = NodeRegister(system.node_registers[h.node])
-        try:
-            for node, project, purpose, output, at in history.approvals if history else []:
-                if node == h.node:
-                    reg.approve(project, purpose, output, f"Comité {h.name}", "demo", now=at)
-        finally:
-            reg.close()
+        key_file = keys / f"{h.node}.api-key"
+        secret = accounts.create_api_key(None, system.seeded.orgs[h.node], ApiKeyIn(name="node"))
+        key_file.touch(mode=0o600)
+        key_file.write_text(str(secret.key), encoding="utf-8")
     system.node_public_keys = {n: public_b64(k.public.key) for n, k in node_keys.items()}
 
 
@@ -187,6 +191,7 @@ def hub_config(system: System, node_urls: dict[str, str]) -> Path:
         'name = "hub"',
         f'private_key = "{keys / "hub.key"}"',
         "timeout_seconds = 60",
+        "web = true",  # the single window (REST API, pages, observatory) in the same process
         "",
     ]
     for node, url in node_urls.items():
@@ -202,10 +207,32 @@ def hub_config(system: System, node_urls: dict[str, str]) -> Path:
     return path
 
 
+SYNC_SECONDS = 3  # how often a demo node pulls its committee's decisions
+
+
+def _add_sync(system: System, web_url: str) -> None:
+    names = {h.node: h.name for h in HOSPITALS}
+    for node, config in system.node_configs.items():
+        text = config.read_text(encoding="utf-8").split("\n[sync]\n")[0]
+        config.write_text(
+            text + "\n[sync]\n"
+            f'hub_api = "{web_url}"\n'
+            f'organisation = "{names[node]}"\n'
+            f'api_key_file = "{system.root / "keys" / (node + ".api-key")}"\n'
+            f"interval_seconds = {SYNC_SECONDS}\n",
+            encoding="utf-8",
+        )
+
+
 def start(system: System, check: bool) -> tuple[Processes, str, str]:
-    """Launch the three nodes, then the hub and the web application; wait until all answer.
-    Returns the processes, the hub URL and the web URL."""
+    """Launch the three nodes, then the hub serving the single window; wait until all answer.
+    Returns the processes, the hub URL and the web URL (the same process)."""
     procs = Processes(system.root / "logs")
+    web_port = system.options.port
+    if check or web_port == 0 or not port_is_free(web_port):
+        web_port = free_port()
+    web_url = f"http://127.0.0.1:{web_port}"
+    _add_sync(system, web_url)
     try:
         node_urls = {}
         for node, config in system.node_configs.items():
@@ -230,7 +257,6 @@ def start(system: System, check: bool) -> tuple[Processes, str, str]:
                 env={"PASSERELLE_DATA_DIR": str(system.root / node)},
             )
             node_urls[node] = child.url
-        hub_port = free_port()
         hub = procs.launch(
             "hub",
             [
@@ -244,25 +270,15 @@ def start(system: System, check: bool) -> tuple[Processes, str, str]:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(hub_port),
+                str(web_port),
             ],
-            hub_port,
-            "/hub/v1/health",
-        )
-        web_port = system.options.port
-        if check or web_port == 0 or not port_is_free(web_port):
-            web_port = free_port()
-        web_url = f"http://127.0.0.1:{web_port}"
-        procs.launch(
-            "web",
-            ["-m", "passerelle.demo.webserver", "--host", "127.0.0.1", "--port", str(web_port)],
             web_port,
             "/api/v1/audit/head",
             env={
                 "PASSERELLE_DATA_DIR": str(system.root / "web"),
                 "PASSERELLE_APP_DB_URL": system.app_db_url,
                 "PASSERELLE_STORE": system.vocabulary_url,
-                "PASSERELLE_HUB_URL": hub.url,
+                "PASSERELLE_HUB_URL": web_url,
                 "PASSERELLE_PUBLIC_BASE_URL": web_url,
             },
         )
