@@ -87,18 +87,23 @@ def fetch(cfg: SyncConfig, client: httpx.Client | None = None) -> list[dict[str,
                 )
             if resp.status_code != 200:
                 raise SyncError(f"{cfg.hub_api} answered HTTP {resp.status_code}")
-            page = resp.json()
+            try:
+                page = resp.json()
+                page_items = list(page["items"])
+                total = int(page["total"])
+            except (ValueError, KeyError, TypeError):
+                raise SyncError(f"{cfg.hub_api} did not answer with a decisions page") from None
             if page.get("organisation_name") != cfg.organisation:
                 raise SyncError(
                     f"the API key belongs to {page.get('organisation_name')!r}, "
                     f"not to this node's organisation {cfg.organisation!r}: nothing applied"
                 )
-            for item in page["items"]:
-                if item.get("producer_id") != page["organisation_id"]:
+            for item in page_items:
+                if item.get("producer_id") != page.get("organisation_id"):
                     raise SyncError(f"review {item.get('review_id')} is another producer's")
-            items.extend(page["items"])
-            offset += len(page["items"])
-            if not page["items"] or offset >= int(page["total"]):
+            items.extend(page_items)
+            offset += len(page_items)
+            if not page_items or offset >= total:
                 return items
     finally:
         if own:
@@ -106,11 +111,18 @@ def fetch(cfg: SyncConfig, client: httpx.Client | None = None) -> list[dict[str,
 
 
 def decision(cfg: SyncConfig, item: dict[str, Any]) -> SyncedDecision:
+    try:
+        return _decision(cfg, item)
+    except (ValueError, KeyError, TypeError):
+        raise SyncError(f"review {item.get('review_id')}: malformed decision") from None
+
+
+def _decision(cfg: SyncConfig, item: dict[str, Any]) -> SyncedDecision:
     action = item.get("action")
     request_id = int(item["request_id"])
     project = f"{PROJECT_PREFIX}{request_id}"
     if action not in ACTIONS or item.get("project_id") != project or not item.get("purpose"):
-        raise SyncError(f"review {item.get('review_id')}: malformed decision")
+        raise ValueError("malformed")
     return SyncedDecision(
         hub=cfg.hub_api,
         project_id=project,
