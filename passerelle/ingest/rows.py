@@ -59,8 +59,9 @@ def to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
                 if v is not None and len(v) > size:
                     r[col] = v[:size]
     fields = [f for f in schema if f.name in present]
-    arrays = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in fields]
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    # One conversion of the dicts as a struct array, done by Arrow in C++ (an absent key is
+    # NULL, a key outside the schema is ignored), instead of a Python list per column.
+    return pa.Table.from_struct_array(pa.array(rows, type=pa.struct(fields)))
 
 
 class Batch:
