@@ -7,13 +7,14 @@ audit entry commit together.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from passerelle.access import audit
@@ -26,6 +27,7 @@ from passerelle.access.models import (
     Dataset,
     LoginAttempt,
     Organisation,
+    RequestDataset,
     Review,
     Token,
     User,
@@ -77,20 +79,146 @@ class AccessData(Protocol):
     def datasets(self, ids: Sequence[int]) -> list[Dataset]: ...
 
     def get_request(self, request_id: int) -> AccessRequest | None: ...
-    def list_requests(
+    def request_page(
         self,
         org_id: int | None,
         producer_id: int | None,
         status: RequestStatus | None,
         offset: int,
         limit: int,
-    ) -> tuple[int, list[AccessRequest]]: ...
+    ) -> RequestRows: ...
     def get_review(self, review_id: int) -> Review | None: ...
     def review_queue(
         self, producer_id: int, status: ReviewStatus | None, offset: int, limit: int
     ) -> tuple[int, list[Review]]: ...
     def open_reviews(self) -> list[Review]: ...
     def requests_ending(self, now: datetime) -> list[AccessRequest]: ...
+
+
+_TOKEN, _ORG, _USER, _ROLE = (
+    Token.__table__.c,
+    Organisation.__table__.c,
+    User.__table__.c,
+    UserRole.__table__.c,
+)
+_CREDENTIAL = (
+    select(
+        _TOKEN.id,
+        _TOKEN.kind,
+        _TOKEN.expires_at,
+        _TOKEN.revoked_at,
+        _TOKEN.organisation_id,
+        _ORG.type,
+        _TOKEN.user_id,
+        _USER.active,
+        _ROLE.role,
+    )
+    .select_from(Token.__table__)
+    .join(Organisation.__table__, _ORG.id == _TOKEN.organisation_id)
+    .outerjoin(User.__table__, _USER.id == _TOKEN.user_id)
+    .outerjoin(UserRole.__table__, _ROLE.user_id == _USER.id)
+    .where(_TOKEN.token_hash == bindparam("token_hash"))
+)
+
+
+@dataclass(frozen=True)
+class RequestRows:
+    """A page of requests as plain rows (no ORM objects), with their datasets and reviews."""
+
+    total: int
+    requests: Sequence[Any]  # rows of REQUEST_COLUMNS
+    dataset_ids: dict[int, list[int]]  # request id -> sorted dataset ids
+    reviews: dict[int, list[Any]]  # request id -> rows of REVIEW_COLUMNS, by review id
+
+
+# What a request listing shows (RequestOut without its datasets and reviews).
+REQUEST_COLUMNS = (
+    AccessRequest.id,
+    AccessRequest.organisation_id,
+    Organisation.name.label("organisation_name"),
+    AccessRequest.created_by,
+    AccessRequest.title,
+    AccessRequest.purpose,
+    AccessRequest.description,
+    AccessRequest.public_interest,
+    AccessRequest.gdpr_art6,
+    AccessRequest.gdpr_art9,
+    AccessRequest.methodology,
+    AccessRequest.cnil_reference,
+    AccessRequest.ethics_approval,
+    AccessRequest.studies,
+    AccessRequest.domains,
+    AccessRequest.period_start,
+    AccessRequest.period_end,
+    AccessRequest.output_type,
+    AccessRequest.duration_months,
+    AccessRequest.team,
+    AccessRequest.status,
+    AccessRequest.created_at,
+    AccessRequest.submitted_at,
+    AccessRequest.activated_at,
+    AccessRequest.ends_at,
+    AccessRequest.closed_at,
+)
+# What a review shows, and what its clock needs (paused_at).
+REVIEW_COLUMNS = (
+    Review.id,
+    Review.request_id,
+    Review.producer_id,
+    Organisation.name.label("producer_name"),
+    Review.status,
+    Review.review_days,
+    Review.started_at,
+    Review.due_at,
+    Review.paused_at,
+    Review.extension_days,
+    Review.extension_reason,
+    Review.conditions,
+    Review.comment,
+    Review.decided_at,
+    Review.on_silence,
+)
+_REQUEST_DATASETS = select(RequestDataset.request_id, RequestDataset.dataset_id).where(
+    RequestDataset.request_id.in_(bindparam("ids", expanding=True))
+)
+_REQUEST_REVIEWS = (
+    select(*REVIEW_COLUMNS)
+    .join(Organisation, Organisation.id == Review.producer_id)
+    .where(Review.request_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Review.id)
+)
+
+
+@dataclass(frozen=True)
+class _RequestStatements:
+    page: Select[Any]  # binds offset and limit
+    count: Select[Any]
+
+
+@functools.lru_cache(maxsize=16)
+def _request_statements(by_org: bool, by_producer: bool, by_status: bool) -> _RequestStatements:
+    """The listing's statements for one combination of filters, built once."""
+    where = []
+    visible = []
+    if by_org:
+        visible.append(AccessRequest.organisation_id == bindparam("org_id"))
+    if by_producer:
+        reviewed = select(Review.request_id).where(Review.producer_id == bindparam("producer_id"))
+        visible.append(AccessRequest.id.in_(reviewed))
+    if visible:
+        where.append(or_(*visible))
+    if by_status:
+        where.append(AccessRequest.status == bindparam("status"))
+    page = (
+        select(*REQUEST_COLUMNS)
+        .join(Organisation, Organisation.id == AccessRequest.organisation_id)
+        .where(*where)
+        .order_by(AccessRequest.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+    count = select(func.count()).select_from(AccessRequest).where(*where)
+    return _RequestStatements(page, count)
 
 
 def _page(session: Session, stmt: Select[Any], offset: int, limit: int) -> tuple[int, list[Any]]:
@@ -156,30 +284,23 @@ class SqlAccessData:
         return self.session.scalar(select(Token).where(Token.token_hash == token_hash))
 
     def credential(self, token_hash: str) -> Credential | None:
-        row = self.session.execute(
-            select(
-                Token.id,
-                Token.kind,
-                Token.expires_at,
-                Token.revoked_at,
-                Token.organisation_id,
-                Organisation.type,
-                Token.user_id,
-                User.active,
-            )
-            .join(Organisation, Organisation.id == Token.organisation_id)
-            .outerjoin(User, User.id == Token.user_id)
-            .where(Token.token_hash == token_hash)
-        ).one_or_none()
-        if row is None:
+        # One Core statement on the session's connection (no ORM objects): a row per role,
+        # or one row with no role for a node key or a user without roles.
+        rows = self.session.connection().execute(_CREDENTIAL, {"token_hash": token_hash}).all()
+        if not rows:
             return None
-        roles: frozenset[Role] = frozenset()
-        if row[6] is not None:
-            roles = frozenset(
-                self.session.scalars(select(UserRole.role).where(UserRole.user_id == row[6]))
-            )
+        first = rows[0]
+        roles = frozenset(Role(r.role) for r in rows if r.role is not None)
         return Credential(
-            row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), roles
+            first.id,
+            first.kind,
+            first.expires_at,
+            first.revoked_at,
+            first.organisation_id,
+            first.type,
+            first.user_id,
+            bool(first.active),
+            roles,
         )
 
     def get_token(self, token_id: int) -> Token | None:
@@ -214,27 +335,35 @@ class SqlAccessData:
     def get_request(self, request_id: int) -> AccessRequest | None:
         return self.session.get(AccessRequest, request_id)
 
-    def list_requests(
+    def request_page(
         self,
         org_id: int | None,
         producer_id: int | None,
         status: RequestStatus | None,
         offset: int,
         limit: int,
-    ) -> tuple[int, list[AccessRequest]]:
-        """Requests filed by org_id, or naming producer_id (submitted ones), or both (OR)."""
-        stmt = select(AccessRequest)
-        visible = []
-        if org_id is not None:
-            visible.append(AccessRequest.organisation_id == org_id)
-        if producer_id is not None:
-            reviewed = select(Review.request_id).where(Review.producer_id == producer_id)
-            visible.append(AccessRequest.id.in_(reviewed))
-        if visible:
-            stmt = stmt.where(or_(*visible))
-        if status is not None:
-            stmt = stmt.where(AccessRequest.status == status)
-        return _page(self.session, stmt.order_by(AccessRequest.id.desc()), offset, limit)
+    ) -> RequestRows:
+        """Requests filed by org_id, or naming producer_id (submitted ones), or both (OR),
+        newest first; plain rows read by three statements, whatever the page size."""
+        stmts = _request_statements(org_id is not None, producer_id is not None, status is not None)
+        params = {"org_id": org_id, "producer_id": producer_id, "status": status}
+        conn = self.session.connection()
+        rows = conn.execute(stmts.page, {**params, "offset": offset, "limit": limit}).all()
+        if rows and len(rows) < limit:  # the last page: no need to count
+            total = offset + len(rows)
+        else:
+            total = conn.execute(stmts.count, params).scalar_one()
+        ids = [r.id for r in rows]
+        dataset_ids: dict[int, list[int]] = {i: [] for i in ids}
+        reviews: dict[int, list[Any]] = {i: [] for i in ids}
+        if ids:
+            for link in conn.execute(_REQUEST_DATASETS, {"ids": ids}):
+                dataset_ids[link.request_id].append(link.dataset_id)
+            for review in conn.execute(_REQUEST_REVIEWS, {"ids": ids}):
+                reviews[review.request_id].append(review)
+        for found in dataset_ids.values():
+            found.sort()
+        return RequestRows(total, rows, dataset_ids, reviews)
 
     def get_review(self, review_id: int) -> Review | None:
         return self.session.get(Review, review_id)

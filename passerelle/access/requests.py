@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from passerelle.access import deadlines
 from passerelle.access import permissions as perm
@@ -76,26 +77,29 @@ class Requests:
 
     # -- views ------------------------------------------------------------------------------
     def review_out(self, r: Review, now: datetime | None = None) -> ReviewOut:
-        now = now or self.ctx.clock.now()
-        return ReviewOut(
-            id=r.id,
-            request_id=r.request_id,
-            producer_id=r.producer_id,
-            producer_name=r.producer.name,
-            status=r.status,
-            review_days=r.review_days,
-            started_at=r.started_at,
-            due_at=r.due_at,
-            paused=r.paused_at is not None,
-            days_left=deadlines.days_left(r, now),
-            clock=deadlines.clock_state(r, now, self.ctx.settings.near_due_days),
-            extension_days=r.extension_days,
-            extension_reason=r.extension_reason,
-            conditions=r.conditions,
-            comment=r.comment,
-            decided_at=r.decided_at,
-            on_silence=r.on_silence,
-        )
+        return ReviewOut(**self._review_fields(r, r.producer.name, now or self.ctx.clock.now()))
+
+    def _review_fields(self, r: Any, producer_name: str, now: datetime) -> dict[str, Any]:
+        """ReviewOut's fields from a Review, or from a row with the same names."""
+        return {
+            "id": r.id,
+            "request_id": r.request_id,
+            "producer_id": r.producer_id,
+            "producer_name": producer_name,
+            "status": r.status,
+            "review_days": r.review_days,
+            "started_at": r.started_at,
+            "due_at": r.due_at,
+            "paused": r.paused_at is not None,
+            "days_left": deadlines.days_left(r, now),
+            "clock": deadlines.clock_state(r, now, self.ctx.settings.near_due_days),
+            "extension_days": r.extension_days,
+            "extension_reason": r.extension_reason,
+            "conditions": r.conditions,
+            "comment": r.comment,
+            "decided_at": r.decided_at,
+            "on_silence": r.on_silence,
+        }
 
     def request_out(self, req: AccessRequest) -> RequestOut:
         now = self.ctx.clock.now()
@@ -153,9 +157,20 @@ class Requests:
             if org_id is None and producer_id is None:
                 return RequestPage(total=0, offset=offset, limit=limit, items=[])
         with self.ctx.uow.read() as dal:
-            total, rows = dal.list_requests(org_id, producer_id, status, offset, limit)
-            items = [self.request_out(r) for r in rows]
-            return RequestPage(total=total, offset=offset, limit=limit, items=items)
+            found = dal.request_page(org_id, producer_id, status, offset, limit)
+        now = self.ctx.clock.now()
+        items = []
+        for row in found.requests:
+            item = row._asdict()
+            item["dataset_ids"] = found.dataset_ids[row.id]
+            item["reviews"] = [
+                self._review_fields(r, r.producer_name, now) for r in found.reviews[row.id]
+            ]
+            items.append(item)
+        # Validated once, as a whole (the same checks as RequestOut(...) per item).
+        return RequestPage.model_validate(
+            {"total": found.total, "offset": offset, "limit": limit, "items": items}
+        )
 
     def queue(
         self,

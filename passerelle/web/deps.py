@@ -1,4 +1,9 @@
-"""Request dependencies: the services, the caller (bearer token or node API key), paging."""
+"""Request dependencies: the services, the caller (bearer token or node API key), paging.
+
+Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
+thread pool, a hop that costs more than the work. Authentication reads the database and stays
+a plain function.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ class Services:
         return cls(ctx, Accounts(ctx), Requests(ctx), Catalog(ctx))
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -49,7 +54,7 @@ def optional_principal(
     return svc.accounts.authenticate(secret)
 
 
-def principal(p: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+async def principal(p: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
     if p is None:
         raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
     return p
@@ -65,7 +70,7 @@ class Paging:
     limit: int
 
 
-def paging(
+async def paging(
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page (max 100)")] = 20,
 ) -> Paging:
