@@ -7,11 +7,13 @@ checkpoint row instead (see audit.py). Readers never take the write lock.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
@@ -52,6 +54,14 @@ DIALECT_SETUP: dict[str, Callable[[Engine], None]] = {
 }
 
 
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns parsed by orjson; what it refuses (NaN, huge integers) by the json module."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def normalize_url(url: str) -> str:
     """postgresql:// and postgres:// mean psycopg 3; sqlite:/// stays as it is."""
     for prefix in ("postgresql://", "postgres://"):
@@ -71,7 +81,7 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"app database backend {parsed.get_backend_name()!r} is not supported")
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"json_deserializer": json_loads}
     if parsed.get_backend_name() == "postgresql":
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_engine(parsed, **kwargs)

@@ -279,3 +279,4 @@ class Review(Base):
 
 
 Index("ix_requests_org_status", AccessRequest.organisation_id, AccessRequest.status)
+Index("ix_datasets_updated_at_id", Dataset.updated_at, Dataset.id)  # migration 0004

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
-
 from passerelle.access import permissions as perm
 from passerelle.access.auth import Principal
 from passerelle.access.context import Context, actor_of
@@ -15,7 +13,7 @@ from passerelle.access.errors import Invalid, NotFound
 from passerelle.access.models import Dataset
 from passerelle.access.schemas import Page
 from passerelle.catalog.schemas import DatasetIn, DatasetOut, DatasetPage
-from passerelle.catalog.search import index_text, search_statement
+from passerelle.catalog.search import index_text, search, search_statement
 
 
 def dataset_out(d: Dataset) -> DatasetOut:
@@ -116,14 +114,22 @@ class Catalog:
         offset: int = 0,
         limit: int = 20,
     ) -> Page[DatasetOut]:
-        stmt = search_statement(
+        found = search(
             q, producer_type, domain, period_from, period_to, dialect=self.ctx.db.dialect
         )
+        paging = {**found.params, "offset": offset, "limit": limit}
         with self.ctx.db.read() as s:
-            total = s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-            rows = s.scalars(stmt.offset(offset).limit(limit)).unique()
-            items = [dataset_out(d) for d in rows]
-        return DatasetPage(total=total or 0, offset=offset, limit=limit, items=items)
+            conn = s.connection()  # Core rows, no ORM objects
+            rows = conn.execute(found.statements.page, paging).all()
+            if rows and len(rows) < limit:  # the last page: no need to count
+                total = offset + len(rows)
+            else:
+                total = conn.execute(found.statements.count, found.params).scalar_one()
+        items = [row._asdict() for row in rows]
+        # Validated once, as a whole (the same checks as DatasetOut(...) per item).
+        return DatasetPage.model_validate(
+            {"total": total, "offset": offset, "limit": limit, "items": items}
+        )
 
     def all_published(self) -> list[Dataset]:
         with self.ctx.db.read() as s:
