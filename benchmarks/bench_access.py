@@ -1,13 +1,20 @@
 """Single window under concurrent load: catalogue search and request listing against uvicorn
 on 127.0.0.1, on SQLite and PostgreSQL (requests/s and p99 latency; bounded loops).
 
-The server runs in its own process (one uvicorn worker); the client is a pool of threads with
-one httpx connection each. PostgreSQL rows need PASSERELLE_TEST_POSTGRES_URL (a fresh schema is
-created and dropped).
+The server runs in its own processes (WORKERS uvicorn workers); the client is a pool of threads
+with one httpx connection each, in this process, on the same machine. PostgreSQL rows need
+PASSERELLE_TEST_POSTGRES_URL (a fresh schema is created and dropped).
+
+Wall-clock figures depend on what else the machine runs, so each scenario also reports CPU
+time per request, which does not: measured in this process through the ASGI app (no network,
+no server; `time.process_time` around CPU_CALLS calls, next to the same client against a
+one-line FastAPI endpoint, the floor), and the server processes' own CPU time during the load
+(from /proc) divided by the calls served. The note gives the load average.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import statistics
@@ -30,6 +37,7 @@ WARMUP = 30
 N_DATASETS = 200
 N_REQUESTS = 300
 WORKERS = 2
+CPU_CALLS = 400
 GOAL = ">= 500 req/s, p99 < 100 ms"
 
 
@@ -141,8 +149,66 @@ def _serve(url: str, data_dir: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("uvicorn did not start")
 
 
-def _load(base: str, paths: list[str], headers: dict[str, str]) -> tuple[float, float, float]:
-    """(requests/s, p50 ms, p99 ms) of THREADS x CALLS_PER_THREAD calls."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children still running (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        pids += [int(c) for c in children]
+    return total
+
+
+async def _asgi_cpu(app: object, paths: list[str], headers: dict[str, str], calls: int) -> float:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://bench", headers=headers
+    ) as client:
+        for path in paths * 3:  # warm-up: caches, connection pool, compiled statements
+            resp = await client.get(path)
+            if resp.status_code != 200:
+                raise RuntimeError(f"{path}: status {resp.status_code}")
+        started = time.process_time()
+        for i in range(calls):
+            await client.get(paths[i % len(paths)])
+        return (time.process_time() - started) / calls * 1000
+
+
+def _floor_app() -> object:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def _cpu_per_call(url: str, data_dir: Path, paths: list[str], headers: dict[str, str]) -> float:
+    """CPU ms per call in this process: httpx client + ASGI app + database driver."""
+    from passerelle.config import Settings
+    from passerelle.web.app import create_app
+
+    app = create_app(Settings(data_dir=data_dir, app_db_url=url), migrate=False)
+    try:
+        return asyncio.run(_asgi_cpu(app, paths, headers, CPU_CALLS))
+    finally:
+        app.state.services.ctx.db.dispose()
+
+
+def _load(
+    base: str, paths: list[str], headers: dict[str, str], server_pid: int
+) -> tuple[float, float, float, float]:
+    """(requests/s, p50 ms, p99 ms, server CPU ms per call) of THREADS x CALLS_PER_THREAD."""
     latencies: list[float] = []
     lock = threading.Lock()
     errors = []
@@ -167,14 +233,17 @@ def _load(base: str, paths: list[str], headers: dict[str, str]) -> tuple[float, 
     for t in threads:
         t.start()
     barrier.wait()
+    cpu_before = _cpu_seconds(server_pid)
     started = time.perf_counter()
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
+    server_cpu = _cpu_seconds(server_pid) - cpu_before
     if errors:
         raise RuntimeError(f"{len(errors)} failed calls (first status {errors[0]})")
     q = statistics.quantiles(latencies, n=100)
-    return len(latencies) / wall, q[49] * 1000, q[98] * 1000
+    n = len(latencies)
+    return n / wall, q[49] * 1000, q[98] * 1000, server_cpu / n * 1000
 
 
 SEARCHES = [
@@ -194,38 +263,51 @@ LISTINGS = [
 
 def _bench(backend: str, url: str, data_dir: Path) -> list[BenchRow]:
     token = _seed(url, data_dir)
+    scenarios = (
+        ("catalogue search", SEARCHES, {}),
+        ("request listing", LISTINGS, {"Authorization": f"Bearer {token}"}),
+    )
+    floor = asyncio.run(_asgi_cpu(_floor_app(), ["/ping"], {}, CPU_CALLS))
+    in_process = {name: _cpu_per_call(url, data_dir, paths, hd) for name, paths, hd in scenarios}
     port = _free_port()
     server = _serve(url, data_dir, port)
     rows = []
     try:
         base = f"http://127.0.0.1:{port}"
-        for name, paths, headers in (
-            ("catalogue search", SEARCHES, {}),
-            ("request listing", LISTINGS, {"Authorization": f"Bearer {token}"}),
-        ):
-            rate, p50, p99 = _load(base, paths, headers)
-            note = f"{THREADS} threads x {CALLS_PER_THREAD}, p50 {p50:.1f} ms, {WORKERS} uvicorn workers"
-            rows.append(
+        for name, paths, headers in scenarios:
+            rate, p50, p99, server_cpu = _load(base, paths, headers, server.pid)
+            load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            rows += [
                 BenchRow(
                     "access",
                     f"{name} ({backend}) throughput",
                     rate,
                     "requests/s",
                     goal=GOAL,
-                    note=note,
-                )
-            )
-            rows.append(
+                    note=f"{THREADS} threads x {CALLS_PER_THREAD}, p50 {p50:.1f} ms, "
+                    f"{WORKERS} uvicorn workers; {load}",
+                ),
                 BenchRow(
                     "access",
                     f"{name} ({backend}) p99 latency",
                     p99,
                     "ms",
                     goal="p99 < 100 ms",
-                    note=f"{N_DATASETS} datasets, {N_REQUESTS} requests; load average "
-                    f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
-                )
-            )
+                    note=f"{N_DATASETS} datasets, {N_REQUESTS} requests; {load}",
+                ),
+                BenchRow(
+                    "access",
+                    f"{name} ({backend}) CPU per request, in-process",
+                    in_process[name],
+                    "ms",
+                    baseline_name="one-line FastAPI endpoint, same client",
+                    baseline=floor,
+                    goal="< 4 ms (500 req/s on 2 cores)",
+                    note=f"process_time over {CPU_CALLS} calls through httpx.ASGITransport; "
+                    f"uvicorn server processes used {server_cpu:.2f} ms CPU per request "
+                    f"under the load above; {load}",
+                ),
+            ]
     finally:
         server.terminate()
         server.wait(timeout=30)
