@@ -136,8 +136,12 @@ def test_ctrl_c_while_building_leaves_no_worker(tmp_path):
         workers = _children(proc.pid)
         assert workers, "the hospitals are built in worker processes"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(120) == 0
-        time.sleep(0.5)
+        # What matters is that no worker outlives the demo. Under heavy load the interrupt can
+        # land before the demo's own handler is back in place, ending it by the signal itself.
+        assert proc.wait(120) in (0, 130, -signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.2)
         assert [pid for pid in workers if _alive(pid)] == []
         assert "Passerelle demo: http" not in log.read_text()
     finally:
