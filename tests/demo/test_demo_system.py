@@ -109,10 +109,12 @@ def test_ctrl_c_stops_every_process(tmp_path):
         assert url, log.read_text()[-4000:]
         assert httpx.get(url + "/observatory", timeout=60).status_code == 200
         children = _children(proc.pid)
-        assert len(children) >= 5  # the five servers (and multiprocessing's resource tracker)
+        assert len(children) >= 4  # three nodes and the hub (and multiprocessing's tracker)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.2)
         assert [pid for pid in children if _alive(pid)] == []
         assert "stopping" in log.read_text()
     finally:
@@ -164,7 +166,7 @@ def test_children_die_with_a_killed_demo(tmp_path):
             assert proc.poll() is None, log.read_text()[-4000:]
             time.sleep(0.5)
         children = _children(proc.pid)
-        assert len(children) >= 5
+        assert len(children) >= 4
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 30
