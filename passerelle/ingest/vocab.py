@@ -97,6 +97,8 @@ class Vocabulary:
     def __init__(self) -> None:
         # (vocabulary_id, concept_code) -> (source concept_id, standard concept_id, domain)
         self._codes: dict[tuple[str, str], tuple[int, int, str | None]] = {}
+        # (system, code) -> its Mapped (immutable), for codes that recur; filled by lookup()
+        self._seen: dict[tuple[str | None, str], Mapped] = {}
         self.loaded = False
 
     @classmethod
@@ -135,7 +137,21 @@ class Vocabulary:
         vocab.loaded = True
         return vocab
 
+    SEEN_SIZE = 50_000
+
     def lookup(self, system: str | None, code: str | None) -> Mapped:
+        if type(code) is str and (system is None or type(system) is str):
+            key = (system, code)
+            hit = self._seen.get(key)
+            if hit is None:
+                hit = self._lookup(system, code)
+                if len(self._seen) >= self.SEEN_SIZE:
+                    self._seen.clear()
+                self._seen[key] = hit
+            return hit
+        return self._lookup(system, code)
+
+    def _lookup(self, system: str | None, code: str | None) -> Mapped:
         code = code or ""
         vid = SYSTEM_VOCABULARY.get(system or "")
         if vid is None:
