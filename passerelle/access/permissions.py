@@ -43,8 +43,14 @@ def producer_ids(req: AccessRequest) -> set[int]:
 
 
 def can_read_request(p: Principal, req: AccessRequest) -> bool:
-    if p.member_of(req.organisation_id):
-        return p.kind == "user" and p.has(Role.APPLICANT, Role.ADMIN, Role.AUDITOR)
+    # An organisation can be both the applicant and one of the producers (a hospital asking its
+    # own and other hospitals' data): its reviewers then read the request as producers.
+    if (
+        p.member_of(req.organisation_id)
+        and p.kind == "user"
+        and p.has(Role.APPLICANT, Role.ADMIN, Role.AUDITOR)
+    ):
+        return True
     if p.organisation_id in producer_ids(req):
         return p.kind == "node" or p.has(Role.REVIEWER, Role.STEWARD, Role.ADMIN, Role.AUDITOR)
     return False

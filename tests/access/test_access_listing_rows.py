@@ -101,3 +101,11 @@ def test_a_node_key_sees_the_requests_naming_its_organisation(requests, seeded):
     for item in page.items:
         assert seeded.orgs["hopb"] in {r.producer_id for r in item.reviews}
         assert item == requests.get(None, item.id)
+
+
+@pytest.mark.parametrize("who", CALLERS, ids=lambda w: f"{w[0]}-{w[1].value}")
+def test_whatever_a_caller_lists_it_may_open(requests, seeded, who):
+    """hopb both applies and produces: its reviewers must open the requests they review."""
+    p = seeded.p(*who)
+    for item in requests.list(p, None, 0, 100).items:
+        assert requests.get(p, item.id) == item
