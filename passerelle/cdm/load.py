@@ -68,10 +68,11 @@ def plan_folder(folder: Path) -> tuple[list[CsvFile], list[UnknownFile], list[Ta
         try:
             plans.append(csvfiles.describe(path))
         except PasserelleError as exc:
-            t = TableLoad(name, path.name)
-            t.errors = [RowError(path.name, 1, None, str(exc).split(": ", 1)[-1])]
-            t.error_count = 1
-            failed.append(t)
+            failed.append(
+                TableLoad(name, path.name).fail(
+                    [RowError(path.name, 1, None, str(exc).split(": ", 1)[-1])]
+                )
+            )
     return plans, unknown, failed
 
 

@@ -50,6 +50,22 @@ class TableLoad:
     def ok(self) -> bool:
         return not self.errors and self.error_count == 0
 
+    @classmethod
+    def for_plan(cls, plan: CsvFile) -> TableLoad:
+        """The result of loading one planned file, before anything is loaded."""
+        return cls(
+            plan.table.name,
+            plan.path.name,
+            ignored_columns=plan.ignored,
+            cdm_version=plan.cdm_version,
+        )
+
+    def fail(self, errors: list[RowError], error_count: int | None = None) -> TableLoad:
+        """Mark the load failed (nothing of the table committed) and return it."""
+        self.errors = errors
+        self.error_count = len(errors) if error_count is None else error_count
+        return self
+
 
 @dataclass(frozen=True)
 class QueryResult:

@@ -12,7 +12,7 @@ import duckdb
 from passerelle.cdm import duckcsv
 from passerelle.cdm.csvfiles import CsvFile
 from passerelle.cdm.model import Table
-from passerelle.cdm.stores.base import QueryResult, Store, TableLoad
+from passerelle.cdm.stores.base import QueryResult, RowError, Store, TableLoad
 from passerelle.errors import StoreUnavailable
 
 
@@ -102,12 +102,7 @@ class DuckDBStore(Store):
 
     def load_csv(self, plan: CsvFile, replace: bool) -> TableLoad:
         started = time.perf_counter()
-        result = TableLoad(
-            plan.table.name,
-            plan.path.name,
-            ignored_columns=plan.ignored,
-            cdm_version=plan.cdm_version,
-        )
+        result = TableLoad.for_plan(plan)
         con = self.con
         rejects = duckcsv.new_rejects_name()
         con.execute("BEGIN TRANSACTION")
@@ -120,18 +115,13 @@ class DuckDBStore(Store):
             total, errors = duckcsv.collect_rejects(con, plan, rejects)
         except duckdb.ConstraintException as exc:
             con.execute("ROLLBACK")
-            result.errors = [_constraint_error(plan, exc)]
-            result.error_count = 1
-            return result
+            return result.fail([_constraint_error(plan, exc)])
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
-            result.errors = [duckcsv.reader_failure(plan, exc)]
-            result.error_count = 1
-            return result
+            return result.fail([duckcsv.reader_failure(plan, exc)])
         if total:
             con.execute("ROLLBACK")
-            result.errors, result.error_count = errors, total
-            return result
+            return result.fail(errors, total)
         con.execute("COMMIT")
         result.rows = int(inserted[0]) if inserted else 0
         result.duplicate_keys = self.duplicate_keys(plan.table)
@@ -174,9 +164,7 @@ class DuckDBStore(Store):
         return QueryResult(cols, cur.fetchall())
 
 
-def _constraint_error(plan: CsvFile, exc: Exception):
-    from passerelle.cdm.stores.base import RowError
-
+def _constraint_error(plan: CsvFile, exc: Exception) -> RowError:
     text = str(exc)
     if "NOT NULL" in text:
         col = text.split(".")[-1].strip().split()[0] if "." in text else None

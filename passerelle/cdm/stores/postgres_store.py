@@ -127,18 +127,12 @@ class PostgresStore(Store):
 
     def load_csv(self, plan: CsvFile, replace: bool) -> TableLoad:
         started = time.perf_counter()
-        result = TableLoad(
-            plan.table.name,
-            plan.path.name,
-            ignored_columns=plan.ignored,
-            cdm_version=plan.cdm_version,
-        )
+        result = TableLoad.for_plan(plan)
         with tempfile.TemporaryDirectory(prefix="passerelle-copy-") as tmp:
             normalised = Path(tmp) / "rows.csv"
             written, rejected, errors = duckcsv.normalise_to_csv(plan, normalised)
             if rejected:
-                result.errors, result.error_count = errors, rejected
-                return result
+                return result.fail(errors, rejected)
             copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
                 self._t(plan.table.name),
                 sql.SQL(", ").join(sql.Identifier(c.target) for c in plan.columns),
@@ -153,9 +147,7 @@ class PostgresStore(Store):
                     result.rows = cur.rowcount if cur.rowcount >= 0 else written
                     cur.execute(sql.SQL("ANALYZE {}").format(self._t(plan.table.name)))
             except psycopg.Error as exc:
-                result.errors = [_copy_error(plan, exc)]
-                result.error_count = 1
-                return result
+                return result.fail([_copy_error(plan, exc)])
         result.duplicate_keys = self.duplicate_keys(plan.table)
         result.seconds = time.perf_counter() - started
         return result

@@ -19,7 +19,7 @@ from passerelle.cdm.csvfiles import CsvFile
 from passerelle.cdm.model import Table
 from passerelle.cdm.schema import TABLES_BY_NAME
 from passerelle.cdm.spark_session import get_spark
-from passerelle.cdm.stores.base import QueryResult, Store, TableLoad
+from passerelle.cdm.stores.base import QueryResult, RowError, Store, TableLoad
 from passerelle.errors import StoreUnavailable
 
 SPARK_TYPES = {
@@ -127,12 +127,7 @@ class SparkStore(Store):
 
         self.connect()
         started = time.perf_counter()
-        result = TableLoad(
-            plan.table.name,
-            plan.path.name,
-            ignored_columns=plan.ignored,
-            cdm_version=plan.cdm_version,
-        )
+        result = TableLoad.for_plan(plan)
         positional = [f"c{i}" for i in range(len(plan.header))]
         raw_schema = StructType(
             [StructField(n, StringType(), True) for n in positional]
@@ -201,18 +196,16 @@ class SparkStore(Store):
         )
         if bad:
             total, errors = duckcsv.diagnose(plan)
-            result.error_count = max(bad, total)
-            result.errors = errors or [
-                duckcsv.RowError(plan.path.name, None, None, f"{bad} malformed row(s)")
-            ]
-            return result
+            return result.fail(
+                errors or [RowError(plan.path.name, None, None, f"{bad} malformed row(s)")],
+                max(bad, total),
+            )
         for name in required:
             if values[f"null_{name}"]:
-                result.errors = [
-                    duckcsv.RowError(plan.path.name, None, name, "a required value is empty")
-                ]
-                result.error_count = int(values[f"null_{name}"])
-                return result
+                return result.fail(
+                    [RowError(plan.path.name, None, name, "a required value is empty")],
+                    int(values[f"null_{name}"]),
+                )
         staging = self.warehouse / f".{plan.table.name}.loading-{uuid.uuid4().hex}"
         frame.write.mode("error").parquet(str(staging))
         self._swap_in(plan.table.name, staging)
