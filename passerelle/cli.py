@@ -6,6 +6,7 @@ Commands are thin adapters over service functions; a UserError prints one line o
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -31,25 +32,18 @@ def _register() -> None:
     app.add_typer(cdm_app, name="cdm")
     app.command("demo")(demo)
 
-    for module in OPTIONAL_GROUPS:
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("passerelle"):
-                continue
-            raise
-        mod.register(app)
+    for module in COMMAND_GROUPS:
+        importlib.import_module(module).register(app)
 
 
 # Packages that add their own command groups by exposing `register(app)`.
-OPTIONAL_GROUPS = (
+COMMAND_GROUPS = (
     "passerelle.query.commands",
     "passerelle.ingest.commands",
     "passerelle.privacy.commands",
     "passerelle.access.commands",
     "passerelle.catalog.commands",
     "passerelle.federation.commands",
-    "passerelle.web.commands",
 )
 
 
