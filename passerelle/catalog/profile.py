@@ -7,7 +7,6 @@ the store, shaped as AggregateTables and released only after the privacy layer's
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from passerelle.cdm.stores import open_store
@@ -106,37 +105,10 @@ def raw_profile(store_url: str) -> tuple[StudyResult, dict[str, Any]]:
     return StudyResult("dataset-profile", engine, tables), facts
 
 
-# --- interim disclosure: REPLACE with passerelle.privacy.disclosure when it is absent ------
-# Used only if the privacy package cannot be imported. Minimum cell 11 and rounding to 5 are
-# the CNIL/SNDS-style defaults (counts 1..10 withheld; released counts rounded to base 5).
-INTERIM_MIN_CELL = 11
-INTERIM_ROUNDING = 5
-
-
-def interim_disclose(result: StudyResult) -> StudyResult:  # REPLACE: see comment above
-    for table in result.tables:
-        counts = [i for i, c in enumerate(table.columns) if c.kind == "count"]
-        rows = []
-        for row in table.rows:
-            out = list(row)
-            for i in counts:
-                v = out[i]
-                if v is not None and 0 < v < INTERIM_MIN_CELL:
-                    out[i] = None
-                elif v is not None:
-                    out[i] = int(math.floor(v / INTERIM_ROUNDING + 0.5) * INTERIM_ROUNDING)
-            rows.append(tuple(out))
-        table.rows = rows
-    result.policy = f"interim min_cell={INTERIM_MIN_CELL} rounding={INTERIM_ROUNDING}"
-    return result
-
-
 def disclose(result: StudyResult, policy: Any = None) -> StudyResult:
-    try:
-        from passerelle.privacy.disclosure import protect
-        from passerelle.privacy.policy import default_policy
-    except ImportError:
-        return interim_disclose(result)
+    from passerelle.privacy.disclosure import protect
+    from passerelle.privacy.policy import default_policy
+
     # Each table on its own: they are separate facts, not margins of one another.
     policy = policy or default_policy("catalogue-profile")
     parts = [protect(StudyResult(result.study, result.engine, [t]), policy) for t in result.tables]

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from appdb import shared
 
 from passerelle.access.enums import Role
-from passerelle.catalog.profile import (
-    INTERIM_MIN_CELL,
-    interim_disclose,
-    raw_profile,
-    released_profile,
-)
+from passerelle.catalog.profile import raw_profile, released_profile
 from passerelle.catalog.service import Catalog
 from passerelle.cdm.load import load_folder
 from passerelle.cdm.stores import open_store
-from passerelle.query.result import AggregateTable, ResultColumn, StudyResult
+from passerelle.privacy.policy import DEFAULT_MIN_CELL
+from tests.conftest import shared
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ def test_profile_counts_pass_disclosure(gibleed_store):
     assert "condition_occurrence" in domains and "drug_exposure" in domains
     assert profile["first_year"] <= profile["last_year"]
     for c in profile["top_concepts"]:
-        assert c["persons"] >= INTERIM_MIN_CELL  # nothing below the threshold is released
+        assert c["persons"] >= DEFAULT_MIN_CELL  # nothing below the threshold is released
     names = [c["concept_name"] for c in profile["top_concepts"]]
     assert any(names)
 
@@ -55,9 +50,3 @@ def test_profile_is_stored_on_the_dataset(ctx, seeded, gibleed_store, app_db_url
     d = c.create(seeded.p("hopa", Role.STEWARD), ds())
     out = c.profile_from_store(seeded.p("hopa", Role.STEWARD), d.id, gibleed_store)
     assert out.profile and out.profile["persons"] and out.profiled_at
-
-
-def test_interim_rule_suppresses_and_rounds():
-    t = AggregateTable("t", "count", (ResultColumn("n", "count"),), [(3,), (12,), (0,), (13,)])
-    out = interim_disclose(StudyResult("s", "duckdb", [t]))
-    assert out.tables[0].rows == [(None,), (10,), (0,), (15,)]
