@@ -22,26 +22,9 @@ from passerelle.access.enums import OrgType, Role
 from passerelle.access.mail import Mail
 from passerelle.access.schemas import OrgIn, UserIn
 from passerelle.config import Settings
+from tests.conftest import missing as _missing
 
 PASSWORD = "correct horse battery"
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("PASSERELLE_STRICT_TESTS") == "1":
-        pytest.fail(f"PASSERELLE_STRICT_TESTS=1 and {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def shared(*parts: str):
-    """A path under ../shared/data (as tests/conftest.py's `shared`), or skip/fail."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    base = Path(os.environ.get("PASSERELLE_SHARED_DATA", root.parent / "shared" / "data"))
-    path = base.joinpath(*parts)
-    if not path.exists():
-        _missing(f"shared test data {path} is absent")
-    return path
 
 
 def postgres_schema_url() -> tuple[str, str, str]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from appdb import shared
 from rdflib import Graph, URIRef
 from test_catalog_service import ds
 
 from passerelle.access.enums import Role
 from passerelle.catalog.dcat import HEALTH, export
 from passerelle.catalog.service import Catalog
+from tests.conftest import shared
 
 
 @pytest.fixture

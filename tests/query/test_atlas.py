@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from passerelle.query.atlas import AtlasError, convert_atlas, convert_file
 from passerelle.query.parse import parse_study
+from tests.conftest import shared
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_path(*parts: str) -> Path:
-    """A folder of ../shared/data (as tests/conftest.py's `shared`: skip, or fail when strict)."""
-    base = Path(os.environ.get("PASSERELLE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    path = base.joinpath(*parts)
-    if not path.exists():
-        if os.environ.get("PASSERELLE_STRICT_TESTS") == "1":
-            pytest.fail(f"PASSERELLE_STRICT_TESTS=1 and shared test data {path} is absent")
-        pytest.skip(f"shared test data {path} is absent")
-    return path
 
 
 def concept(cid: int, excluded: bool = False, descendants: bool = False) -> dict:
@@ -126,7 +115,7 @@ def test_not_circe():
 
 
 def test_phenotype_library_sample(capsys):
-    folder = shared_path("ohdsi-phenotype-library-sample", "cohorts")
+    folder = shared("ohdsi-phenotype-library-sample", "cohorts")
     files = sorted(folder.glob("*.json"))
     assert len(files) == 23
     complete = 0
