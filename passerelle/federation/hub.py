@@ -106,7 +106,13 @@ class HubService:
             timeout = httpx.Timeout(
                 self.config.timeout_seconds, connect=self.config.connect_timeout_seconds
             )
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+            # An idle pooled connection is dropped well before any server's keep-alive timeout
+            # (uvicorn: 5 s) so that the hub never writes an envelope onto a socket the node
+            # is closing: that race reads as a transport error and cannot be retried, the
+            # node may already hold the envelope's nonce.
+            limits = httpx.Limits(
+                max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0
+            )
             client = httpx.AsyncClient(
                 timeout=timeout, limits=limits, transport=self._transports.get(node.name)
             )

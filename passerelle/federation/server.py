@@ -131,6 +131,8 @@ def serve(
         "port": port,
         "log_level": log_level.lower(),
         "access_log": False,
+        # longer than the hub's pooled-connection expiry (2 s), see HubService._client
+        "timeout_keep_alive": 30,
     }
     if ssl_keyfile:
         kwargs.update(ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile)
