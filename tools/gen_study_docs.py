@@ -105,7 +105,7 @@ An event block names exactly one domain and, optionally, filters:
 |---|---|
 | `<domain>: {concepts: [..], descendants: true}` | the concept set (below); `{}` = every event of the domain; a bare list = `concepts` |
 | `dates: {start: 2015-01-01, end: 2020-12-31}` | the event's start date in this range (inclusive, either end optional) |
-| `value: {min: 6.5, max: 20}` | `value_as_number` in this range (measurement, observation; NULL never matches) |
+| `value: {min: 6.5, max: 20}` | `value_as_number` in this range (measurement, observation; NULL never matches); `gt` / `lt` for strict bounds, `{not_between: [a, b]}` for values outside [a, b] |
 | `unit: [8554]` | `unit_concept_id` is one of these |
 | `value_concepts: [45877994]` | `value_as_concept_id` is one of these |
 | `visit_type: [9201]` | the event's visit (`visit_occurrence_id`) has one of these `visit_concept_id`s |

@@ -5,7 +5,8 @@ What converts (Circe -> spec):
 - concept sets: items with ``includeDescendants`` / ``isExcluded`` -> ``concepts`` /
   ``exact`` / ``exclude`` / ``exclude_exact`` with ``descendants: true`` (exactly the same set);
 - primary criteria: each criterion -> an entry event (several -> ``any_of``); concept set,
-  ``OccurrenceStartDate``, ``ValueAsNumber`` (inclusive operators), ``ValueAsConcept``,
+  ``OccurrenceStartDate``, ``ValueAsNumber`` (every operator: strict ``gt`` / ``lt``, negated
+  ``!bt`` / ``!eq`` -> ``not_between``), ``ValueAsConcept``,
   ``Unit``; ``First: true`` on a single criterion -> ``occurrence: first`` (its date range then
   becomes the cohort ``period``, as Circe filters dates after picking the first event);
 - ``ObservationWindow`` -> ``observation`` (Circe always requires one);
@@ -50,7 +51,7 @@ DOMAINS = {
     "Death": "death",
 }
 DATE_OPS = ("lt", "lte", "gt", "gte", "eq", "bt")
-VALUE_OPS = ("lte", "gte", "eq", "bt")
+VALUE_OPS = ("lt", "lte", "eq", "!eq", "gt", "gte", "bt", "!bt")
 LIMITS = {"First": "first", "Last": "last", "All": "all"}
 
 
@@ -215,16 +216,25 @@ class _Converter:
         return ranges[op]
 
     def value_range(self, path: str, v: dict[str, Any]) -> dict[str, Any] | None:
+        """A Circe NumericRange (every operator: lt, lte, eq, !eq, gt, gte, bt, !bt)."""
         op, value, extent = v.get("Op"), v.get("Value"), v.get("Extent")
         if op not in VALUE_OPS:
-            self.problem(path, f"value operator {op!r} (strict or negated) is not supported")
+            self.problem(path, f"value operator {op!r} is not supported")
             return None
-        return {
+        if op in ("bt", "!bt") and extent is None:
+            self.problem(path, f"{op!r} without an Extent is not supported")
+            return None
+        ranges: dict[str, dict[str, Any]] = {
+            "lt": {"lt": value},
             "lte": {"max": value},
+            "gt": {"gt": value},
             "gte": {"min": value},
             "eq": {"min": value, "max": value},
+            "!eq": {"not_between": [value, value]},
             "bt": {"min": value, "max": extent},
-        }[op]
+            "!bt": {"not_between": [value, extent]},
+        }
+        return ranges[op]
 
     # -- criteria ----------------------------------------------------------------------------
     def correlated(self, path: str, c: dict[str, Any]) -> dict[str, Any] | None:

@@ -48,12 +48,13 @@ def event(
     exclude_exact: Ids | None = None,
     source_concepts: Ids | None = None,
     dates: tuple[dt.date | None, dt.date | None] | None = None,
-    value: tuple[float | None, float | None] | None = None,
+    value: tuple[float | None, float | None] | m.ValueRange | None = None,
     unit: Ids | None = None,
     value_concepts: Ids | None = None,
     visit_type: Ids | None = None,
 ) -> m.Event:
-    """An event of one domain; with no concept at all, every event of the domain."""
+    """An event of one domain; with no concept at all, every event of the domain. `value` is
+    ``(min, max)`` (inclusive) or a `model.ValueRange` (strict bounds, outside a range)."""
     cs = None
     if concepts is not None or exact is not None or source_concepts is not None:
         cs = m.ConceptSet(
@@ -64,7 +65,7 @@ def event(
         m.Domain(domain),
         cs,
         m.DateRange(*dates) if dates is not None else None,
-        m.ValueRange(*value) if value is not None else None,
+        value if isinstance(value, m.ValueRange) or value is None else m.ValueRange(*value),
         _ids(unit),
         _ids(value_concepts),
         _ids(visit_type),

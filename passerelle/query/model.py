@@ -255,26 +255,52 @@ def _number(v: object) -> bool:
 
 @dataclass(frozen=True)
 class ValueRange:
-    """Numbers from ``min`` to ``max``, both inclusive; None = unbounded. A NULL value is never
-    in a range."""
+    """Numbers from ``min`` to ``max``; None = unbounded. A NULL value is never in a range.
+
+    Bounds are inclusive unless ``min_exclusive`` / ``max_exclusive`` (strict: value > min,
+    value < max). ``outside``: the value lies outside [min, max] (value < min or value > max;
+    both bounds given, both inclusive), ATLAS's "not between". A NULL value is never outside
+    a range either."""
 
     min: float | None = None
     max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    outside: bool = False
 
     def __post_init__(self) -> None:
         for name in ("min", "max"):
             v = getattr(self, name)
             if v is not None and not _number(v):
                 raise ModelError(f"{v!r} is not a number", name)
+        for name in ("min_exclusive", "max_exclusive", "outside"):
+            if not isinstance(getattr(self, name), bool):
+                raise ModelError("must be true or false", name)
         if self.min is None and self.max is None:
             raise ModelError("gives neither min nor max")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ModelError(f"min {self.min} is above max {self.max}")
+        if self.min_exclusive and self.min is None:
+            raise ModelError("an exclusive min needs a min", "min_exclusive")
+        if self.max_exclusive and self.max is None:
+            raise ModelError("an exclusive max needs a max", "max_exclusive")
+        if self.outside and (self.min is None or self.max is None):
+            raise ModelError("outside a range needs both min and max", "outside")
+        if self.outside and (self.min_exclusive or self.max_exclusive):
+            raise ModelError("outside a range takes inclusive bounds", "outside")
+        if self.min is not None and self.max is not None:
+            if self.min > self.max:
+                raise ModelError(f"min {self.min} is above max {self.max}")
+            if self.min == self.max and (self.min_exclusive or self.max_exclusive):
+                raise ModelError(f"the range ({self.min}, {self.max}) is empty")
 
     def contains(self, value: float | None) -> bool:
         if value is None:
             return False
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+        if self.outside:
+            assert self.min is not None and self.max is not None  # validated above
+            return value < self.min or value > self.max
+        if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
+            return False
+        return self.max is None or (value < self.max if self.max_exclusive else value <= self.max)
 
 
 @dataclass(frozen=True)
@@ -317,8 +343,8 @@ class Event:
     """Rows of one domain's table matching a concept set and optional filters.
 
     ``concepts`` None = every row of the domain (e.g. any death, any visit). ``dates``: the
-    start date lies in the range. ``value``: value_as_number lies in the range (NULL never
-    matches). ``unit``: unit_concept_id is one of these. ``value_concepts``:
+    start date lies in the range. ``value``: value_as_number lies in the range (`ValueRange`:
+    inclusive, strict or outside; NULL never matches). ``unit``: unit_concept_id is one of these. ``value_concepts``:
     value_as_concept_id is one of these. ``visit_type``: the linked visit_occurrence (by
     visit_occurrence_id; for the visit domain, the visit itself) has one of these
     visit_concept_ids (exact ids, no descendants); an event without a visit never matches.

@@ -345,12 +345,33 @@ class _Parser:
         return self.build(path, m.DateRange, start, end) if ok1 and ok2 else None
 
     def value_range(self, path: str, data: Any) -> m.ValueRange | None:
-        d = self.mapping(path, data, ("min", "max"))
+        """``{min, max}`` inclusive, ``gt`` / ``lt`` strict (instead of min / max), or
+        ``{not_between: [a, b]}`` (outside [a, b])."""
+        d = self.mapping(path, data, ("min", "max", "gt", "lt", "not_between"))
         if d is None:
             return None
-        ok1, lo = self.number(f"{path}.min", d.get("min"))
-        ok2, hi = self.number(f"{path}.max", d.get("max"))
-        return self.build(path, m.ValueRange, lo, hi) if ok1 and ok2 else None
+        if "not_between" in d:
+            if len(d) > 1:
+                self.err(path, "not_between takes no other bound")
+                return None
+            pair = d["not_between"]
+            if not isinstance(pair, list) or len(pair) != 2:
+                self.err(f"{path}.not_between", "must be a list of two numbers [min, max]")
+                return None
+            ok1, lo = self.number(f"{path}.not_between[0]", pair[0])
+            ok2, hi = self.number(f"{path}.not_between[1]", pair[1])
+            if not (ok1 and ok2):
+                return None
+            return self.build(f"{path}.not_between", m.ValueRange, lo, hi, outside=True)
+        for inclusive, strict in (("min", "gt"), ("max", "lt")):
+            if inclusive in d and strict in d:
+                self.err(path, f"give {inclusive} or {strict}, not both")
+                return None
+        ok1, lo = self.number(f"{path}.{'gt' if 'gt' in d else 'min'}", d.get("gt", d.get("min")))
+        ok2, hi = self.number(f"{path}.{'lt' if 'lt' in d else 'max'}", d.get("lt", d.get("max")))
+        if not (ok1 and ok2):
+            return None
+        return self.build(path, m.ValueRange, lo, hi, "gt" in d, "lt" in d)
 
     def int_range(self, path: str, data: Any) -> m.IntRange | None:
         d = self.mapping(path, data, ("min", "max"))
@@ -715,6 +736,15 @@ def _dump_dates(r: m.DateRange) -> dict[str, Any]:
 
 
 def _dump_range(r: m.ValueRange | m.IntRange) -> dict[str, Any]:
+    if isinstance(r, m.ValueRange):
+        if r.outside:
+            return {"not_between": [r.min, r.max]}
+        out: dict[str, Any] = {}
+        if r.min is not None:
+            out["gt" if r.min_exclusive else "min"] = r.min
+        if r.max is not None:
+            out["lt" if r.max_exclusive else "max"] = r.max
+        return out
     return {k: getattr(r, k) for k in ("min", "max") if getattr(r, k) is not None}
 
 

@@ -233,7 +233,24 @@ def _events(draw: Any, domains: tuple[m.Domain, ...] | None = None) -> m.Event |
     if domain is m.Domain.MEASUREMENT:
         if draw(st.booleans()):
             lo, hi = sorted(draw(st.lists(st.sampled_from(VALUES[1:]), min_size=2, max_size=2)))
-            kw["value"] = m.ValueRange(lo, hi)
+            kind = draw(st.sampled_from(("inclusive", "strict", "outside", "half")))
+            if kind == "half":  # one bound only, strict or not
+                strict = draw(st.booleans())
+                kw["value"] = draw(
+                    st.sampled_from(
+                        (m.ValueRange(lo, None, min_exclusive=strict),
+                         m.ValueRange(None, hi, max_exclusive=strict))
+                    )
+                )  # fmt: skip
+            else:
+                kw["value"] = _maybe(
+                    m.ValueRange,
+                    lo,
+                    hi,
+                    min_exclusive=kind == "strict" and draw(st.booleans()),
+                    max_exclusive=kind == "strict" and draw(st.booleans()),
+                    outside=kind == "outside",
+                )
         if draw(st.integers(0, 3)) == 0:
             kw["unit"] = (draw(st.sampled_from(UNITS)),)
         if draw(st.integers(0, 4)) == 0:

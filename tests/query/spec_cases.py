@@ -435,6 +435,44 @@ case(
     ),
     expected={"persons": [(2,)], "by_month": [(1, 1), (2, 1)]},
 )
+# Persons whose gender_concept_id is their person id, so `by: [sex]` names who entered.
+_WHO = {"name": "who", "count": "persons", "by": ["sex"]}
+_VALUES = {
+    "person": [person(i, sex=i) for i in (1, 2, 3, 4, 5)],
+    "measurement": [
+        meas(1, 3000, "2020-01-01", 5.0),
+        meas(2, 3000, "2020-01-01", 6.0),
+        meas(3, 3000, "2020-01-01", 12.0),
+        meas(4, 3000, "2020-01-01", 12.5),
+        meas(5, 3000, "2020-01-01", None),
+    ],
+}
+for vid, value, who, text in (
+    (
+        "strict",
+        {"gt": 5, "lt": 12.5},
+        [(2, 1), (3, 1)],
+        "`gt` / `lt` are strict bounds (value > gt, value < lt) in place of the inclusive `min` / "
+        "`max`; a strict and an inclusive bound mix (`{min: 5, lt: 12.5}`). Here values 5.0, "
+        "6.0, 12.0, 12.5 and NULL: only 6.0 and 12.0 lie strictly between 5 and 12.5.",
+    ),
+    (
+        "not-between",
+        {"not_between": [6, 12]},
+        [(1, 1), (4, 1)],
+        "`not_between: [a, b]` keeps values outside [a, b] (value < a or value > b: ATLAS's "
+        '"not between"); a NULL value is never outside a range either.',
+    ),
+):
+    case(
+        id=f"entry-value-{vid}",
+        section="Entry events",
+        title=f"measurement value: {vid.replace('-', ' ')}",
+        doc=text,
+        data=_copy(_VALUES),
+        spec=spec({"entry": {"measurement": [3000], "value": value}}, _WHO),
+        expected={"who": who},
+    )
 case(
     id="entry-visit-type",
     section="Entry events",

@@ -107,6 +107,28 @@ def test_limits_after_criteria_are_named():
     assert conv.complete and conv.spec["cohort"]["entry"]["occurrence"] == "first"
 
 
+@pytest.mark.parametrize(
+    "op, value, extent, expected",
+    [
+        ("lt", 5, None, {"lt": 5}),
+        ("lte", 5, None, {"max": 5}),
+        ("gt", 5.6, None, {"gt": 5.6}),
+        ("gte", 5, None, {"min": 5}),
+        ("eq", 5, None, {"min": 5, "max": 5}),
+        ("!eq", 5, None, {"not_between": [5, 5]}),
+        ("bt", 1, 2, {"min": 1, "max": 2}),
+        ("!bt", 1, 2, {"not_between": [1, 2]}),
+    ],
+)
+def test_every_numeric_operator_converts(op, value, extent, expected):
+    d = circe()
+    d["PrimaryCriteria"]["CriteriaList"] = [{"Measurement": {
+        "CodesetId": 1, "ValueAsNumber": {"Op": op, "Value": value, "Extent": extent}}}]  # fmt: skip
+    conv = convert_atlas(d)
+    assert conv.complete, conv.problems
+    assert conv.spec["cohort"]["entry"]["value"] == expected
+
+
 def test_not_circe():
     with pytest.raises(AtlasError):
         convert_atlas("[1, 2]")

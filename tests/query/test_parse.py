@@ -184,3 +184,40 @@ def test_round_trip_yaml_json():
     assert parse_study(dump_yaml(study)) == study
     assert parse_study(json.loads(dump_json(study))) == study
     assert parse_study(dump_json(study)) == study
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ({"gt": 5, "min": 1}, "cohort.entry.value: give min or gt, not both"),
+        ({"not_between": [1, 2], "lt": 3}, "cohort.entry.value: not_between takes no other bound"),
+        (
+            {"not_between": [1]},
+            "cohort.entry.value.not_between: must be a list of two numbers [min, max]",
+        ),
+        ({"not_between": [5, 1]}, "cohort.entry.value.not_between: min 5 is above max 1"),
+        ({"gt": 2, "lt": 2}, "cohort.entry.value: the range (2, 2) is empty"),
+        ({"lt": "x"}, "cohort.entry.value.lt: must be a number, not the text 'x'"),
+    ],
+)
+def test_value_range_errors(value, expected):
+    spec = {"study": "x", "cohort": {"entry": {"measurement": [1], "value": value}},
+            "analyses": [{"name": "a", "count": "persons"}]}  # fmt: skip
+    assert errors(spec) == [expected]
+
+
+@pytest.mark.parametrize(
+    "value, model",
+    [
+        ({"gt": 5}, m.ValueRange(5, None, min_exclusive=True)),
+        ({"min": 1, "lt": 5.5}, m.ValueRange(1, 5.5, max_exclusive=True)),
+        ({"not_between": [1, 2]}, m.ValueRange(1, 2, outside=True)),
+    ],
+)
+def test_value_ranges_parse_and_dump_back(value, model):
+    spec = {"study": "x", "cohort": {"entry": {"measurement": [1], "value": value}},
+            "analyses": [{"name": "a", "count": "persons"}]}  # fmt: skip
+    study = parse_study(spec)
+    assert study.cohort.entry.events[0].value == model
+    assert dump_study(study)["cohort"]["entry"]["value"] == value
+    assert parse_study(dump_study(study)) == study

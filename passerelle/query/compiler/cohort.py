@@ -133,10 +133,7 @@ class CohortCompiler:
         if e.value is not None:
             value = q.col(str(info.value_column), t)
             conds.append(exp.Not(this=exp.Is(this=value, expression=exp.Null())))
-            if e.value.min is not None:
-                conds.append(value >= q.num(e.value.min))
-            if e.value.max is not None:
-                conds.append(value <= q.num(e.value.max))
+            conds.append(self.value_match(value, e.value))
         if e.unit:
             conds.append(q.in_list(q.col(str(info.unit_column), t), e.unit))
         if e.value_concepts:
@@ -149,6 +146,20 @@ class CohortCompiler:
             )
             conds.append(q.in_query(q.col(str(info.visit_column), t), visits))
         return exp.Paren(this=q.and_(*conds)) if conds else exp.true()
+
+    def value_match(self, value: exp.Expression, r: m.ValueRange) -> exp.Expression:
+        """`value` (not NULL) lies in `r` (`model.ValueRange`)."""
+        lo = None if r.min is None else q.num(r.min)
+        hi = None if r.max is None else q.num(r.max)
+        if r.outside:
+            assert lo is not None and hi is not None  # model.ValueRange: outside has both
+            return exp.Paren(this=q.or_(value.copy() < lo, value.copy() > hi))
+        conds: list[exp.Expression] = []
+        if lo is not None:
+            conds.append(value.copy() > lo if r.min_exclusive else value.copy() >= lo)
+        if hi is not None:
+            conds.append(value.copy() < hi if r.max_exclusive else value.copy() <= hi)
+        return q.and_(*conds)
 
     def event_select(
         self, domain: m.Domain, events: list[m.Event], extras: tuple[str, ...] = ()
