@@ -7,13 +7,16 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast test-deep check bench lock clean install
 
-# Installs the venv, and Debian's Chromium for the browser tests (Playwright never downloads one).
+# Installs the venv, and Debian's Chromium for the browser tests (Playwright never downloads one)
+# and wrk for bench_access's load (optional).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo 'note: Debian chromium not installed (needs root); the browser tests will skip'
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+		|| echo 'note: Debian wrk not installed (needs root); bench_access falls back to its asyncio client'
 	touch $(STAMP)
 
 install: $(STAMP)
