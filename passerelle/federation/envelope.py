@@ -14,7 +14,7 @@ import binascii
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -84,7 +84,8 @@ class Envelope:
     mode: str = "exact"  # exact | dp (differentially private release, per the node's policy)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # shallow (asdict would deep-copy the study): the dict is serialized, never changed
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Any) -> Envelope:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.request import getproxies
 
 import httpx
 import orjson
@@ -34,6 +35,7 @@ from passerelle.federation.envelope import (
     verify_result,
 )
 from passerelle.federation.errors import BadSignature, Refused
+from passerelle.federation.http import Answer, ConnectFailed, Connections, TransportFailed
 from passerelle.federation.keys import TrustList
 from passerelle.federation.merge import merge_tables
 from passerelle.federation.wire import result_from_wire
@@ -48,6 +50,10 @@ OK, REFUSED, TIMEOUT, UNREACHABLE, INVALID, ERROR = (
     "invalid",
     "error",
 )
+
+# Idle pooled connections are dropped after this many seconds, well before any server's
+# keep-alive timeout (uvicorn's default 5 s; `passerelle serve` sets 30 s).
+KEEPALIVE_EXPIRY = 2.0
 
 # Which nodes approved a project: the single window knows; until it is wired in, every node
 # the request names (or every configured node) is asked, and each node checks its own register.
@@ -98,6 +104,11 @@ class HubService:
         self.select_sites = select_sites
         self._transports = transports or {}
         self._clients: dict[str, httpx.AsyncClient] = {}
+        # envelopes go through the lean client (same keep-alive expiry as below)
+        self._connections = Connections(
+            connect_timeout=config.connect_timeout_seconds, keepalive_expiry=KEEPALIVE_EXPIRY
+        )
+        self._direct: dict[str, bool] = {}
 
     def _client(self, node: NodeEntry) -> httpx.AsyncClient:
         key = node.name if node.name in self._transports else ""
@@ -111,7 +122,9 @@ class HubService:
             # is closing: that race reads as a transport error and cannot be retried, the
             # node may already hold the envelope's nonce.
             limits = httpx.Limits(
-                max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0
+                max_connections=200,
+                max_keepalive_connections=100,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
             )
             client = httpx.AsyncClient(
                 timeout=timeout, limits=limits, transport=self._transports.get(node.name)
@@ -119,10 +132,26 @@ class HubService:
             self._clients[key] = client
         return client
 
+    def _is_direct(self, node: NodeEntry) -> bool:
+        """Envelopes to this node go through `Connections`: not an in-process transport, and
+        no proxy in the environment for its scheme (httpx honours those, so it keeps them)."""
+        direct = self._direct.get(node.name)
+        if direct is None:
+            proxies = getproxies()
+            scheme = node.url.split(":", 1)[0].lower()
+            direct = (
+                node.name not in self._transports
+                and scheme in ("http", "https")
+                and not (proxies.get(scheme) or proxies.get("all"))
+            )
+            self._direct[node.name] = direct
+        return direct
+
     async def aclose(self) -> None:
         for c in self._clients.values():
             await c.aclose()
         self._clients.clear()
+        await self._connections.aclose()
 
     # -- choosing nodes -----------------------------------------------------------------------
     def _targets(
@@ -158,15 +187,19 @@ class HubService:
         started = time.perf_counter()
         attempts = 0
 
-        async def attempt() -> httpx.Response:
+        direct = self._is_direct(node)
+
+        async def attempt() -> Answer | httpx.Response:
             nonlocal attempts
             for i in range(self.config.retries + 1):
                 attempts += 1
                 try:
+                    if direct:
+                        return await self._connections.post(node.url + path, body)
                     return await self._client(node).post(
                         node.url + path, content=body, headers={"content-type": "application/json"}
                     )
-                except (httpx.ConnectError, httpx.ConnectTimeout):
+                except (ConnectFailed, httpx.ConnectError, httpx.ConnectTimeout):
                     if i == self.config.retries:
                         raise
                     await asyncio.sleep(0.05 * 2**i)
@@ -183,8 +216,10 @@ class HubService:
             resp = await asyncio.wait_for(attempt(), self.config.timeout_seconds)
         except (TimeoutError, httpx.TimeoutException):
             return answer(TIMEOUT, f"no answer within {self.config.timeout_seconds:g} s")
-        except (httpx.ConnectError, httpx.ConnectTimeout):
+        except (ConnectFailed, httpx.ConnectError, httpx.ConnectTimeout):
             return answer(UNREACHABLE, "connection refused or failed")
+        except TransportFailed as exc:
+            return answer(UNREACHABLE, str(exc))
         except httpx.TransportError as exc:
             return answer(UNREACHABLE, f"transport error ({type(exc).__name__})")
         try:
