@@ -6,24 +6,33 @@ register shows the project approved by its own committee for that purpose and ou
 A committee decision enters it by `passerelle node sync` (sync.py: the node pulls its own
 organisation's decisions from the single window, each change recorded in `node_sync` with its
 source), or by hand with `passerelle node approve` (or `revoke`) as a fallback.
+
+`check_approved` is the one approval check (project, purpose, output type); `passerelle
+extract` records what it released or refused in the served log (kind "extract") with its
+details in `node_extracts`, the approval checked again in the same transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import (
     Column,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -32,6 +41,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+
+from passerelle.federation.errors import Refused
+
+if TYPE_CHECKING:
+    from passerelle.privacy.release import ExtractRecord
 
 metadata = MetaData()
 
@@ -69,6 +83,26 @@ served = Table(
 )
 
 
+# What `passerelle extract` released or refused: one row per served-log row of kind "extract"
+# (whose envelope_sha256 is the extract spec's sha256). Aggregates and file hashes only.
+extracts = Table(
+    "node_extracts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("served_id", Integer, ForeignKey("node_served.id"), nullable=False, unique=True),
+    Column("purpose", String(60), nullable=False),
+    Column("policy", String(140), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),  # why it was refused; "" when released
+    Column("cohort_size", Integer, nullable=True),
+    Column("records_released", Integer, nullable=True),
+    Column("k", Integer, nullable=True),  # the target
+    Column("k_reached", Integer, nullable=True),  # the smallest equivalence class released
+    Column("l", Integer, nullable=True),
+    Column("out_dir", Text, nullable=False, default=""),
+    Column("files", Text, nullable=False, default="{}"),  # JSON {file name: sha256}
+)
+
+
 # Every decision applied from the single window, with its source: a decision is applied once
 # (the unique key), so syncing twice changes nothing.
 synced = Table(
@@ -87,6 +121,12 @@ synced = Table(
     Column("changed", Integer, nullable=False),  # approvals added or revoked
     UniqueConstraint("review_id", "action", "review_status", "request_status"),
 )
+
+
+# The statements of every request, built once (a node answers many envelopes).
+_PURGE_NONCES = delete(nonces).where(nonces.c.expires_at < bindparam("now"))
+_USE_NONCE = insert(nonces)
+_SERVE = insert(served)
 
 
 @dataclass(frozen=True)
@@ -273,33 +313,131 @@ class NodeRegister:
 
     # -- nonces -------------------------------------------------------------------------------
     def use_nonce(self, nonce: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
-        """Record a nonce; False when it was already used (a replay). Expired ones are purged:
-        an envelope past its expiry is refused anyway, so its nonce need not be kept."""
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(delete(nonces).where(nonces.c.expires_at < now))
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(nonces).values(nonce=nonce, expires_at=expires_at))
-            except IntegrityError:
-                return False
+        """Record a nonce; False when it was already used (a replay): the insert fails on the
+        primary key and the transaction is rolled back. Expired ones are purged: an envelope
+        past its expiry is refused anyway, so its nonce need not be kept."""
+        try:
+            with self._lock, self.engine.begin() as conn:
+                conn.execute(_PURGE_NONCES, {"now": now})
+                conn.execute(_USE_NONCE, {"nonce": nonce, "expires_at": expires_at})
+        except IntegrityError:
+            return False
         return True
 
     # -- what was served ----------------------------------------------------------------------
     def log(
         self, kind: str, project_id: str, request_id: str, envelope_sha256: str, outcome: str
     ) -> None:
+        row = {
+            "at": dt.datetime.now(dt.UTC),
+            "kind": kind,
+            "project_id": project_id,
+            "request_id": request_id,
+            "envelope_sha256": envelope_sha256,
+            "outcome": outcome,
+        }
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(served).values(
-                    at=dt.datetime.now(dt.UTC),
-                    kind=kind,
-                    project_id=project_id,
-                    request_id=request_id,
-                    envelope_sha256=envelope_sha256,
-                    outcome=outcome,
-                )
-            )
+            conn.execute(_SERVE, row)
 
     def served_log(self) -> list[dict]:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(served).order_by(served.c.id)).mappings()]
+
+    # -- the approval check -------------------------------------------------------------------
+    def check_approved(
+        self,
+        project_id: str,
+        purpose: str,
+        output_types: Collection[str],
+        now: dt.datetime | None = None,
+    ) -> Approval:
+        """The active approval of `project_id` for `purpose` and one of `output_types` (the
+        names an output type has: the single window's and the policy's); else `Refused` with
+        code not_approved, forbidden_purpose or forbidden_output_type."""
+        now = now or dt.datetime.now(dt.UTC)
+        active = [a for a in self.approvals_of(project_id) if a.active(now)]
+        if not active:
+            raise Refused(
+                f"project {project_id!r} is not approved by this node's reviewers",
+                code="not_approved",
+            )
+        for_purpose = [a for a in active if a.purpose == purpose]
+        if not for_purpose:
+            raise Refused(
+                f"project {project_id!r} is not approved for purpose {purpose!r}",
+                code="forbidden_purpose",
+            )
+        for a in for_purpose:
+            if a.output_type in output_types:
+                return a
+        raise Refused(
+            f"project {project_id!r} is not approved for output type "
+            f"{' / '.join(repr(t) for t in output_types)}",
+            code="forbidden_output_type",
+        )
+
+    # -- extracts -----------------------------------------------------------------------------
+    def record_extract(
+        self,
+        record: ExtractRecord,
+        *,
+        output_types: Collection[str] = (),
+        publish: Callable[[], None] | None = None,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Record an extract in the served log (kind "extract") with its details, in one
+        transaction; returns the served-log id. For a release, pass `output_types`: the
+        approval is checked again inside the transaction (a revocation that came in while the
+        extract was being made refuses it), then `publish()` (which moves the files into
+        place) runs before the commit, so a release is recorded if and only if it is published.
+        """
+        now = now or dt.datetime.now(dt.UTC)
+        with self._lock, self.engine.begin() as conn:
+            served_id = conn.execute(
+                insert(served)
+                .values(
+                    at=now,
+                    kind="extract",
+                    project_id=record.project_id,
+                    request_id=record.request_id,
+                    envelope_sha256=record.spec_sha256,
+                    outcome=record.outcome,
+                )
+                .returning(served.c.id)
+            ).scalar_one()
+            conn.execute(
+                insert(extracts).values(
+                    served_id=served_id,
+                    purpose=record.purpose,
+                    policy=record.policy,
+                    reason=record.reason,
+                    cohort_size=record.cohort_size,
+                    records_released=record.records_released,
+                    k=record.k,
+                    k_reached=record.k_reached,
+                    l=record.l,
+                    out_dir=record.out_dir,
+                    files=orjson.dumps(dict(record.files), option=orjson.OPT_SORT_KEYS).decode(),
+                )
+            )
+            if output_types:  # written first: in SQLite this holds the write lock from here on
+                self.check_approved(record.project_id, record.purpose, output_types, now)
+            if publish is not None:
+                publish()
+            return int(served_id)
+
+    def extract_log(self) -> list[dict]:
+        """Every extract released or refused, oldest first: the served-log row with its details."""
+        cols = [served.c.at, served.c.project_id, served.c.request_id, served.c.outcome]
+        details = [c for c in extracts.c if c.name not in ("id", "served_id")]
+        query = (
+            select(served.c.id, *cols, served.c.envelope_sha256.label("spec_sha256"), *details)
+            .join(extracts, extracts.c.served_id == served.c.id)
+            .order_by(served.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        for row in rows:
+            row["at"] = _aware(row["at"])
+            row["files"] = orjson.loads(row["files"])
+        return rows

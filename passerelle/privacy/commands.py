@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ privacy_app = typer.Typer(
 console = Console()
 
 MASTER_KEY_NAME = "keys/pseudonym-master.key"
+#: The embedded node's register (`serve --role all` and `node approve` without --config).
+EMBEDDED_REGISTER = "node.db"
 
 
 def register(app: typer.Typer) -> None:
@@ -95,44 +98,103 @@ def _load_spec(spec: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def extract(
     spec: Path = typer.Argument(..., help="Study spec (cohort) with an `extract:` section."),
-    store: str = typer.Option(None, "--store", "-s", help="Store URL (default: the node's)."),
     project: str = typer.Option(
         ..., "--project", help="Approved project id (keys the pseudonyms)."
     ),
-    policy: str = typer.Option(None, "--policy", help="Disclosure policy YAML (default built in)."),
-    out: Path = typer.Option(..., "--out", help="Folder for the extract and its risk report."),
+    purpose: str = typer.Option(..., "--purpose", help="The approved purpose, e.g. research."),
+    out: Path = typer.Option(
+        ..., "--out", help="New or empty folder for the extract and its risk report."
+    ),
+    store: str = typer.Option(
+        None, "--store", "-s", help="Store URL (default: the node's, else the settings')."
+    ),
+    policy: str = typer.Option(
+        None, "--policy", help="Disclosure policy YAML (default: the node's, else built in)."
+    ),
+    node_config: Path = typer.Option(
+        None,
+        "--node-config",
+        help="The node's node.toml: its register, store and policy are the defaults.",
+    ),
+    register_url: str = typer.Option(
+        None,
+        "--register",
+        help="The node's approvals register, a SQLite file or SQLAlchemy URL (default: the "
+        "node.toml's, else <data_dir>/" + EMBEDDED_REGISTER + ", the embedded node's).",
+    ),
     key_file: Path = typer.Option(
         None,
         "--key-file",
         help="Pseudonym master key (default <data_dir>/" + MASTER_KEY_NAME + ").",
     ),
 ) -> None:
-    """Write a pseudonymised, k-anonymous extract (Parquet, CSV) and its risk report."""
+    """Write a pseudonymised, k-anonymous extract (Parquet, CSV) and its risk report, for a
+    project the node's register approves for this purpose and output type extract."""
     from passerelle.cdm.stores import open_store
     from passerelle.config import get_settings
     from passerelle.privacy.extract import ExtractSpec
-    from passerelle.privacy.pipeline import cohort_rows, make_extract, write_extract
+    from passerelle.privacy.pipeline import cohort_rows
     from passerelle.privacy.pseudonym import Pseudonymizer, load_master_key
+    from passerelle.privacy.release import ExtractRequest, release_extract
     from passerelle.query.parse import parse_study
 
-    pol = policy_from_option(policy)
+    node = _node_defaults(node_config)
+    pol = policy_from_option(policy if policy is not None else node.get("policy"))
     if pol is None:
         raise UserError("an extract always needs a policy: `--policy none` is for aggregates only")
     study_data, extract_data = _load_spec(spec)
     study = parse_study(study_data)
-    ex_spec = ExtractSpec.parse(extract_data)
-    master = load_master_key(_master_key_path(key_file), create=True)
-    pseudo = Pseudonymizer.for_project(master, project, pol.extract.date_shift_days)
-    url = store or get_settings().default_store_url()
-    with open_store(url) as st:
-        cohort = cohort_rows(st, study)
-    result = make_extract(cohort, ex_spec, pol, pseudo, project=project)
-    paths = write_extract(result, out)
-    risk = result.report.data
+    request = ExtractRequest(
+        project,
+        purpose,
+        ExtractSpec.parse(extract_data),
+        hashlib.sha256(spec.read_bytes()).hexdigest(),
+        out,
+    )
+    url = store or node.get("store") or get_settings().default_store_url()
+
+    def cohort() -> Any:
+        with open_store(url) as st:
+            return cohort_rows(st, study)
+
+    def pseudonymizer() -> Pseudonymizer:
+        master = load_master_key(_master_key_path(key_file), create=True)
+        return Pseudonymizer.for_project(master, project, pol.extract.date_shift_days)
+
+    register = _node_register(register_url or node.get("register"))
+    try:
+        released = release_extract(register, request, pol, cohort, pseudonymizer)
+    finally:
+        register.close()
+    risk = released.extract.report.data
     console.print(
         f"extract: {risk['records_released']} of {risk['records_in']} records, "
         f"k={risk['k']}, highest prosecutor risk {risk['prosecutor_risk']['highest']:.3f}, "
         f"policy {pol.label}"
     )
-    for p in paths:
+    console.print(f"recorded in the node register as {request.request_id}")
+    for p in released.paths:
         console.print(f"  {p}")
+
+
+def _node_defaults(node_config: Path | None) -> dict[str, str]:
+    """The register, store and policy a node.toml names (none without one)."""
+    if node_config is None:
+        return {}
+    from passerelle.federation.config import NodeConfig
+
+    cfg = NodeConfig.load(node_config, require_trust=False)
+    found = {"register": str(cfg.database), "store": cfg.store}
+    return found | ({"policy": str(cfg.policy)} if cfg.policy is not None else {})
+
+
+def _node_register(location: str | None) -> Any:
+    """The node's own approvals register (federation's NodeRegister: this adapter is the one
+    place privacy reaches it; the release logic sees only `release.ExtractRegister`)."""
+    from passerelle.federation.register import NodeRegister
+
+    if location is None:
+        from passerelle.config import get_settings
+
+        location = str(get_settings().data_dir / EMBEDDED_REGISTER)
+    return NodeRegister(location)

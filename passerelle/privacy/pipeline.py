@@ -47,6 +47,8 @@ class Extract:
     report: RiskReport
     policy: str
     project: str
+    purpose: str = ""
+    extract_id: str = ""  # the node register's request id of this extract
 
 
 def make_extract(
@@ -55,6 +57,8 @@ def make_extract(
     policy: Policy,
     pseudonymizer: Pseudonymizer,
     project: str = "",
+    purpose: str = "",
+    extract_id: str = "",
 ) -> Extract:
     if not policy.allows_output("extract"):
         raise ExtractRefused(f"extract refused: policy {policy.label} does not release extracts")
@@ -64,7 +68,7 @@ def make_extract(
     table = pseudonymizer.apply(
         result.table, id_column=spec.id_column, keep_free_text=policy.extract.keep_free_text
     )
-    return Extract(table, result, risk_report(result), policy.label, project)
+    return Extract(table, result, risk_report(result), policy.label, project, purpose, extract_id)
 
 
 def write_extract(extract: Extract, out: Path) -> list[Path]:
@@ -79,6 +83,8 @@ def write_extract(extract: Extract, out: Path) -> list[Path]:
         orjson.dumps(
             {
                 "project": extract.project,
+                "purpose": extract.purpose,
+                "extract_id": extract.extract_id,
                 "policy": extract.policy,
                 "records": extract.table.num_rows,
                 "columns": extract.table.column_names,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import stat
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +17,11 @@ from typer.testing import CliRunner
 
 from passerelle.cdm.load import load_folder
 from passerelle.cdm.stores import open_store
+from passerelle.federation.register import NodeRegister
 from passerelle.privacy.commands import protect_for_cli, register
+from passerelle.privacy.pipeline import cohort_rows
+from passerelle.privacy.release import file_sha256
+from passerelle.query.parse import parse_study
 from passerelle.query.result import AggregateTable, ResultColumn, StudyResult
 
 
@@ -53,19 +61,92 @@ SPEC = {
 }
 
 
-@pytest.mark.shared_data
-def test_extract_command(gibleed_url, tmp_path):
+def passerelle(*args: str, data_dir, **env: str) -> subprocess.CompletedProcess:
+    """The real command, as an operator runs it (errors as one line, exit codes)."""
+    return subprocess.run(
+        [sys.executable, "-m", "passerelle", *args],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PASSERELLE_DATA_DIR": str(data_dir),
+            "PASSERELLE_LOG_LEVEL": "DEBUG",
+            **env,
+        },
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def spec_and_policy(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
     policy = tmp_path / "policy.yaml"
     policy.write_text("policy: minimal\nmin_cell: 11\nrounding: 5\n")
+    return spec, policy
+
+
+@pytest.mark.shared_data
+def test_extract_is_refused_without_the_nodes_approval(gibleed_url, spec_and_policy, tmp_path):
+    spec, policy = spec_and_policy
+    data = tmp_path / "data"
+    out = tmp_path / "out"
+    args = (
+        "extract", str(spec), "--store", gibleed_url, "--project", "p1",
+        "--purpose", "research", "--policy", str(policy), "--out", str(out),
+    )  # fmt: skip
+    res = passerelle(*args, data_dir=data)
+    assert res.returncode == 2, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert lines == ["error: project 'p1' is not approved by this node's reviewers"]
+    assert "Traceback" not in res.stderr
+    assert not out.exists() and not (data / "keys").exists()  # no key made, nothing written
+    # approved for aggregates only (by hand, in the embedded node's register): still refused
+    approve = ("node", "approve", "--project", "p1", "--purpose", "research", "--by", "CSE")
+    assert passerelle(*approve, data_dir=data).returncode == 0
+    res = passerelle(*args, data_dir=data)
+    assert res.returncode == 2 and "not approved for output type" in res.stderr
+    assert not out.exists()
+    # approved for extracts, then revoked
+    extract_ok = (*approve, "--output-type", "pseudonymized_extract")
+    assert passerelle(*extract_ok, data_dir=data).returncode == 0
+    assert passerelle("node", "revoke", "--project", "p1", data_dir=data).returncode == 0
+    res = passerelle(*args, data_dir=data)
+    assert res.returncode == 2 and "is not approved by this node" in res.stderr
+    assert not out.exists() and not (data / "keys").exists()
+    reg = NodeRegister(data / "node.db")
+    assert [r["outcome"] for r in reg.extract_log()] == [
+        "not_approved",
+        "forbidden_output_type",
+        "not_approved",
+    ]
+    reg.close()
+
+
+@pytest.mark.shared_data
+def test_extract_command(gibleed_url, spec_and_policy, tmp_path):
+    spec, policy = spec_and_policy
+    data = tmp_path / "data"
+    register = tmp_path / "node.db"
+    reg = NodeRegister(register)
+    for project in ("p1", "p2"):
+        reg.approve(project, "research", "extract", "CSE", "CSE-2026-7")
+    reg.approve("p3", "teaching", "extract", "CSE")
     key = tmp_path / "keys" / "master.key"
     out = tmp_path / "out"
-    res = cli(
-        "extract", str(spec), "--store", gibleed_url, "--project", "p1",
-        "--policy", str(policy), "--out", str(out), "--key-file", str(key),
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
+
+    def run(project: str, folder, purpose="research"):
+        return passerelle(
+            "extract", str(spec), "--store", gibleed_url, "--project", project,
+            "--purpose", purpose, "--policy", str(policy), "--out", str(folder),
+            "--key-file", str(key), "--register", str(register), data_dir=data,
+        )  # fmt: skip
+
+    res = run("p3", tmp_path / "other", purpose="research")  # approved for another purpose
+    assert res.returncode == 2 and "not approved for purpose 'research'" in res.stderr
+    assert not (tmp_path / "other").exists()
+    res = run("p1", out)
+    assert res.returncode == 0, res.stderr
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     table = pq.read_table(out / "extract.parquet")
     assert table.num_rows > 400 and "pseudonym" in table.column_names
@@ -74,18 +155,42 @@ def test_extract_command(gibleed_url, tmp_path):
     assert report["records_in"] == 479 and report["k"] == 11
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["policy"].startswith("minimal@") and manifest["project"] == "p1"
-    assert key.read_bytes().hex() not in res.output
+    assert key.read_bytes().hex() not in res.stdout + res.stderr
+    [refused, released] = reg.extract_log()
+    assert refused["outcome"] == "forbidden_purpose" and refused["project_id"] == "p3"
+    assert released["outcome"] == "released" and released["cohort_size"] == 479
+    assert released["request_id"] == manifest["extract_id"] in res.stdout
+    assert released["records_released"] == table.num_rows and released["k_reached"] >= 11
+    assert released["files"]["extract.parquet"] == file_sha256(out / "extract.parquet")
+    assert set(released["files"]) == {p.name for p in out.iterdir()}
+    # no patient value in the output (logs at DEBUG included) nor in the register's record
+    with open_store(gibleed_url) as st:
+        study = {k: v for k, v in SPEC.items() if k != "extract"}
+        cohort = cohort_rows(
+            st, parse_study({**study, "analyses": [{"name": "n", "count": "persons"}]})
+        )
+    said = res.stdout + res.stderr
+    record = json.dumps(reg.extract_log(), default=str)
+    for text in (said, record):
+        assert not set(table.column("pseudonym").to_pylist()) & set(
+            re.findall(r"[0-9a-f]{32}", text)
+        )
+        assert not {str(d) for d in cohort.column("index_date").to_pylist()} & set(
+            re.findall(r"\d{4}-\d{2}-\d{2}", text)
+        )
+        ids = {str(i) for i in cohort.column("person_id").to_pylist()}
+        numbers = set(re.findall(r"(?<![\w.-])\d+(?![\w.-])", text))
+        aggregates = {str(v) for v in (479, table.num_rows, 11, released["k_reached"], 2, 1)}
+        assert not (ids & numbers) - aggregates
     # another project: other pseudonyms for the same persons
     out2 = tmp_path / "out2"
-    res = cli(
-        "extract", str(spec), "--store", gibleed_url, "--project", "p2",
-        "--policy", str(policy), "--out", str(out2), "--key-file", str(key),
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
+    res = run("p2", out2)
+    assert res.returncode == 0, res.stderr
     other = pq.read_table(out2 / "extract.parquet")
     assert not set(table.column("pseudonym").to_pylist()) & set(
         other.column("pseudonym").to_pylist()
     )
+    reg.close()
 
 
 def test_policy_and_keygen_commands(tmp_path):
