@@ -6,6 +6,10 @@ Overhead = the hub's end-to-end time seen by its client minus the slowest node's
 approval), disclosure control, result signing, the hub's verification and merge. Nodes are
 DuckDB stores, each a disjoint slice of GiBleed persons (vocabulary on every node), each its
 own `passerelle serve --role node` process; the hub is a `passerelle serve --role hub` process.
+
+Wall figures on a shared 2-core machine are noisy, so each row also states the CPU time the
+server processes spent per federated study (from /proc: the hub's, and all nodes' together,
+their studies included), and the load average while it ran.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,6 +48,21 @@ def _percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measured:
+    e2e: list[float]  # seconds, hub end-to-end as its client sees it
+    overhead: list[float]  # seconds, end-to-end minus the slowest node's own study time
+    hub_cpu: float  # seconds of hub CPU per federated study
+    nodes_cpu: float  # seconds of CPU of all nodes together per federated study
+    load: float  # 1-minute load average at the end
+
+
 def _cluster(work: Path, n: int) -> Cluster:
     parts = split_by_person(GIBLEED, work / "split", n)
     specs = []
@@ -53,13 +73,18 @@ def _cluster(work: Path, n: int) -> Cluster:
     return start_cluster(work / "cluster", specs, timeout=60.0)
 
 
-def _measure(cluster: Cluster, iterations: int) -> tuple[list[float], list[float]]:
-    """(end-to-end seconds, overhead seconds) per federated study."""
-    assert cluster.hub is not None
+def _measure(cluster: Cluster, iterations: int) -> Measured:
+    hub = cluster.hub
+    assert hub is not None
+    pids = [p.proc.pid for p in cluster.nodes.values()]
     body = {"study": STUDY, "project_id": PROJECT, "purpose": "research"}
     e2e, overhead = [], []
+    hub_cpu = nodes_cpu = 0.0
     with httpx.Client(timeout=120) as client:
         for i in range(iterations + 5):
+            if i == 5:  # after the warm-up
+                hub_cpu = _cpu_seconds(hub.proc.pid)
+                nodes_cpu = sum(_cpu_seconds(pid) for pid in pids)
             started = time.perf_counter()
             resp = client.post(cluster.hub.url + "/hub/v1/studies", json=body)
             elapsed = time.perf_counter() - started
@@ -71,11 +96,18 @@ def _measure(cluster: Cluster, iterations: int) -> tuple[list[float], list[float
             slowest = max(s["study_seconds"] for s in out["sites"])
             e2e.append(elapsed)
             overhead.append(elapsed - slowest)
-    return e2e, overhead
+    return Measured(
+        e2e,
+        overhead,
+        (_cpu_seconds(hub.proc.pid) - hub_cpu) / iterations,
+        (sum(_cpu_seconds(pid) for pid in pids) - nodes_cpu) / iterations,
+        os.getloadavg()[0],
+    )
 
 
-def _local_seconds(work: Path, iterations: int) -> float:
-    """The same study on one DuckDB store holding everyone, disclosure control included."""
+def _local_seconds(work: Path, iterations: int) -> tuple[float, float]:
+    """The same study on one DuckDB store holding everyone, disclosure control included:
+    (median wall seconds, CPU seconds per study of this process)."""
     from passerelle.cdm.stores import open_store
     from passerelle.federation.study import load_disclosure, study_language
 
@@ -84,31 +116,35 @@ def _local_seconds(work: Path, iterations: int) -> float:
     lang, disclosure = study_language(), load_disclosure(None)
     model = lang.parse(STUDY)
     times = []
+    cpu = 0.0
     with open_store(url) as store:
         for i in range(iterations + 5):
+            if i == 5:
+                cpu = time.process_time()
             started = time.perf_counter()
             disclosure.protect(lang.run(store, model), disclosure.policy)
             if i >= 5:
                 times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        cpu = (time.process_time() - cpu) / iterations
+    return statistics.median(times), cpu
 
 
 def run() -> list[BenchRow]:
     work = Path(tempfile.mkdtemp(prefix="passerelle-bench-federation-"))
     rows: list[BenchRow] = []
+    cores = os.cpu_count()
     try:
-        federated_p50 = 0.0
+        three: Measured | None = None
         for n, iterations in ((3, ITERATIONS), (10, max(50, ITERATIONS // 2))):
             cluster = _cluster(work / f"n{n}", n)
             try:
-                e2e, overhead = _measure(cluster, iterations)
+                m = _measure(cluster, iterations)
             finally:
                 cluster.stop()
-            ms = [o * 1000 for o in overhead]
-            load = os.getloadavg()[0]
+            ms = [o * 1000 for o in m.overhead]
             note = (
                 f"{iterations} studies; hub end-to-end minus slowest node's study time; "
-                f"load average {load:.1f} on {os.cpu_count()} cores"
+                f"load average {m.load:.1f} on {cores} cores"
             )
             rows.append(
                 BenchRow(
@@ -125,18 +161,43 @@ def run() -> list[BenchRow]:
                     "federation", f"overhead p99, {n} nodes", _percentile(ms, 0.99), "ms", note=note
                 )
             )
+            rows.append(
+                BenchRow(
+                    "federation",
+                    f"CPU per federated study, {n} nodes",
+                    (m.hub_cpu + m.nodes_cpu) * 1000,
+                    "ms",
+                    note=(
+                        f"hub {m.hub_cpu * 1000:.1f} ms ({m.hub_cpu * 1000 / n:.2f} per node) "
+                        f"+ nodes {m.nodes_cpu * 1000:.1f} ms ({m.nodes_cpu * 1000 / n:.1f} "
+                        "per node, its study included); /proc of the server processes"
+                    ),
+                )
+            )
             if n == 3:
-                federated_p50 = statistics.median(e2e)
-        local = _local_seconds(work, min(ITERATIONS, 50))
+                three = m
+        assert three is not None
+        local_wall, local_cpu = _local_seconds(work, min(ITERATIONS, 50))
         rows.append(
             BenchRow(
                 "federation",
                 "study federated over 3 nodes (median)",
-                federated_p50 * 1000,
+                statistics.median(three.e2e) * 1000,
                 "ms",
                 baseline_name="same study, one store with all data",
-                baseline=local * 1000,
+                baseline=local_wall * 1000,
                 note="GiBleed split by person; DuckDB nodes; disclosure control in both",
+            )
+        )
+        rows.append(
+            BenchRow(
+                "federation",
+                "CPU per study federated over 3 nodes",
+                (three.hub_cpu + three.nodes_cpu) * 1000,
+                "ms",
+                baseline_name="same study, one store with all data",
+                baseline=local_cpu * 1000,
+                note="hub and nodes from /proc; the one store in the bench process",
             )
         )
     finally:
