@@ -17,6 +17,9 @@ SHARED_DATA = Path(os.environ.get("PASSERELLE_SHARED_DATA", ROOT.parent / "share
 STRICT = os.environ.get("PASSERELLE_STRICT_TESTS") == "1"
 POSTGRES_URL = os.environ.get("PASSERELLE_TEST_POSTGRES_URL", "")
 
+# The app database's fixtures (app_db_url on SQLite and PostgreSQL, db, ctx, seeded, ...).
+pytest_plugins = ["tests.fixtures.appdb"]
+
 
 def missing(reason: str) -> None:
     """Skip, or fail under strict mode, because something the test needs is absent."""

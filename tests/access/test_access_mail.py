@@ -55,7 +55,7 @@ def test_near_due_reminder_is_sent_over_smtp(db, settings, clock, smtp, app_db_u
     )
     ctx = Context(db, settings, clock)
     assert isinstance(ctx.mailer, SmtpMailer)
-    from appdb import seed
+    from tests.fixtures.appdb import seed
 
     seeded = seed(ctx)
     ds = Catalog(ctx).create(

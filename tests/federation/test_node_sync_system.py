@@ -35,9 +35,7 @@ from tests.federation.cluster import (
     write_hub,
     write_node,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "access"))
-from appdb import seed, token_for
+from tests.fixtures.appdb import seed, token_for
 
 STUDY = {
     "study": "gi-bleed",

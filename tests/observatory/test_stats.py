@@ -8,7 +8,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from appdb import Seed
 
 from passerelle.access.enums import Domain, OrgType, Purpose, ReviewStatus, Role
 from passerelle.access.requests import Requests
@@ -23,6 +22,7 @@ from passerelle.observatory.stats import (
     percentile,
     ranked_percentile,
 )
+from tests.fixtures.appdb import Seed
 
 
 def dataset(ctx, org_id: int, title: str) -> int:

@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "access"))
-from appdb import *  # noqa: F403  (shared app-database fixtures, tests/access/appdb.py)
-from appdb import RecordingMailer
+from tests.fixtures.appdb import RecordingMailer
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from appdb import token_for
-
 from passerelle.access.accounts import Accounts
 from passerelle.access.enums import Role
 from passerelle.access.requests import Requests
 from passerelle.access.schemas import ApiKeyIn, DecisionIn, RequestIn
 from passerelle.catalog.schemas import DatasetIn
 from passerelle.catalog.service import Catalog
+from tests.fixtures.appdb import token_for
 
 URL = "/api/v1/nodes/me/decisions"
 

@@ -4,11 +4,11 @@ right status, pagination, the audit head."""
 from __future__ import annotations
 
 import pytest
-from appdb import token_for
 
 from passerelle.access.accounts import Accounts
 from passerelle.access.enums import OrgType, Role
 from passerelle.access.schemas import OrgIn, UserIn
+from tests.fixtures.appdb import token_for
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -16,7 +16,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def world(client, web_ctx):
-    from appdb import seed
+    from tests.fixtures.appdb import seed
 
     seeded = seed(web_ctx)
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from appdb import token_for
 
 from passerelle.access.accounts import Accounts
 from passerelle.access.enums import Role
@@ -18,6 +17,7 @@ from passerelle.access.requests import Requests
 from passerelle.access.schemas import ApiKeyIn, RequestIn
 from passerelle.catalog.schemas import DatasetIn
 from passerelle.catalog.service import Catalog
+from tests.fixtures.appdb import token_for
 
 ORG_KEYS = ("hopa", "hopb", "bio")
 ROLES = (*Role, "node")
@@ -198,7 +198,7 @@ def credentials(ctx, seeded, org: str, role: Any) -> dict[str, str]:
 def test_authorization_matrix(endpoint, client, web_ctx, app_db_url):
     if not app_db_url.startswith("sqlite"):
         pytest.skip("authorization does not depend on the database (run on SQLite)")
-    from appdb import seed
+    from tests.fixtures.appdb import seed
 
     seeded = seed(web_ctx)
     w = world(web_ctx, seeded)

@@ -41,7 +41,7 @@ Catalog(_ctx).create(
 
 
 def _token() -> str:
-    from appdb import token_for
+    from tests.fixtures.appdb import token_for
 
     return token_for(_ctx, _user.id)
 

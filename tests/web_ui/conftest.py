@@ -6,17 +6,13 @@ Every request a page makes is recorded; `offsite` lists those that leave 127.0.0
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from tests.conftest import missing
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "access"))
-from appdb import *  # noqa: F403  (shared app-database fixtures, tests/access/appdb.py)
-from appdb import RecordingMailer
+from tests.fixtures.appdb import RecordingMailer
 
 CHROMIUM = os.environ.get("PASSERELLE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

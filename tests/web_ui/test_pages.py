@@ -9,7 +9,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from appdb import token_for
 
 from passerelle.access.enums import (
     Domain,
@@ -31,6 +30,7 @@ from passerelle.web import i18n
 from passerelle.web.pages import core
 from passerelle.web.pages.core import CSRF_COOKIE, SESSION_COOKIE, safe_next
 from passerelle.web.pages.hub import slug
+from tests.fixtures.appdb import token_for
 
 WEB = Path(core.__file__).resolve().parent.parent
 MESSAGE = re.compile(r"""\bt\((?:"([^"]+)"|'([^']+)')""")

@@ -1,1 +1,0 @@
-from appdb import *  # noqa: F403  (shared app-database fixtures)
