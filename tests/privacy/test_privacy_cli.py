@@ -211,3 +211,85 @@ def test_policy_none_says_so():
     assert out.table("size").rows == [(3,)] and "local steward only" in note
     out, note = protect_for_cli(result, None)
     assert out.table("size").rows == [(None,)] and note.startswith("policy: default@")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "cohort",
+    [
+        SPEC["cohort"],
+        {
+            "entry": {"drug": {"concepts": [1118084], "descendants": True}, "occurrence": "all"},
+            "observation": {"prior_days": 0},
+            "exit": {"days": 30, "collapse_days": 7},
+        },
+    ],
+    ids=["gi-bleed-first", "celecoxib-all-exit-30d"],
+)
+def test_cohort_rows_are_the_reference_engines_cohort(gibleed_url, cohort):
+    """The extract's members come from SQL on the store; the reference engine is the oracle."""
+    from passerelle.query.reference import ReferenceEngine
+
+    study = parse_study(
+        {"study": "s", "cohort": cohort, "analyses": [{"name": "n", "count": "persons"}]}
+    )
+    with open_store(gibleed_url) as st:
+        rows = cohort_rows(st, study)
+        expected = ReferenceEngine.from_store(st, study).cohort(study.cohort)
+        people = {
+            r[0]: r[1:]
+            for r in st.query(
+                "SELECT person_id, year_of_birth, gender_concept_id FROM " + st.qualified("person")
+            ).rows
+        }
+    got = list(
+        zip(
+            *(rows.column(c).to_pylist() for c in ("person_id", "index_date", "exit_date")),
+            strict=True,
+        )
+    )
+    assert len(got) > 100
+    assert sorted(got) == sorted((int(e.person), e.index, e.exit) for e in expected)
+    for pid, index, age, sex in zip(
+        *(rows.column(c).to_pylist() for c in ("person_id", "index_date", "age", "sex")),
+        strict=True,
+    ):
+        yob, gender = people[pid]
+        assert age == index.year - yob
+        assert sex == {8532: "F", 8507: "M"}.get(gender, str(gender))
+
+
+@pytest.mark.shared_data
+def test_extract_uses_the_register_store_and_policy_of_node_toml(
+    gibleed_url, spec_and_policy, tmp_path
+):
+    from passerelle.federation.keys import KeyPair
+
+    spec, policy = spec_and_policy
+    node_dir = tmp_path / "node"
+    KeyPair.generate("chu-a").write(node_dir / "keys")
+    (node_dir / "node.toml").write_text(
+        "[node]\n"
+        'name = "chu-a"\n'
+        f'store = "{gibleed_url}"\n'
+        'private_key = "keys/chu-a.key"\n'
+        f'policy = "{policy}"\n'
+        'database = "registers/chu-a.db"\n'
+    )
+    register = node_dir / "registers" / "chu-a.db"
+    out = tmp_path / "out"
+    args = (
+        "extract", str(spec), "--project", "p1", "--purpose", "research", "--out", str(out),
+        "--node-config", str(node_dir / "node.toml"), "--key-file", str(tmp_path / "k.key"),
+    )  # fmt: skip
+    res = passerelle(*args, data_dir=tmp_path / "data")
+    assert res.returncode == 2 and "not approved" in res.stderr and not out.exists()
+    reg = NodeRegister(register)  # the refusal is in the node's register, not the default one
+    assert [r["outcome"] for r in reg.extract_log()] == ["not_approved"]
+    assert not (tmp_path / "data" / "node.db").exists()
+    reg.approve("p1", "research", "pseudonymized_extract", "CSE")
+    res = passerelle(*args, data_dir=tmp_path / "data")
+    assert res.returncode == 0, res.stderr
+    assert "minimal@" in res.stdout  # the node's policy, not the built-in default
+    assert [r["outcome"] for r in reg.extract_log()] == ["not_approved", "released"]
+    reg.close()
