@@ -60,6 +60,7 @@ class Measured:
     overhead: list[float]  # seconds, end-to-end minus the slowest node's own study time
     hub_cpu: float  # seconds of hub CPU per federated study
     nodes_cpu: float  # seconds of CPU of all nodes together per federated study
+    studies_cpu: float  # of which in the studies (each node's CPU while its study ran)
     load: float  # 1-minute load average at the end
 
 
@@ -79,7 +80,7 @@ def _measure(cluster: Cluster, iterations: int) -> Measured:
     pids = [p.proc.pid for p in cluster.nodes.values()]
     body = {"study": STUDY, "project_id": PROJECT, "purpose": "research"}
     e2e, overhead = [], []
-    hub_cpu = nodes_cpu = 0.0
+    hub_cpu = nodes_cpu = studies_cpu = 0.0
     with httpx.Client(timeout=120) as client:
         for i in range(iterations + 5):
             if i == 5:  # after the warm-up
@@ -96,11 +97,13 @@ def _measure(cluster: Cluster, iterations: int) -> Measured:
             slowest = max(s["study_seconds"] for s in out["sites"])
             e2e.append(elapsed)
             overhead.append(elapsed - slowest)
+            studies_cpu += sum(s["study_cpu_seconds"] for s in out["sites"])
     return Measured(
         e2e,
         overhead,
         (_cpu_seconds(hub.proc.pid) - hub_cpu) / iterations,
         (sum(_cpu_seconds(pid) for pid in pids) - nodes_cpu) / iterations,
+        studies_cpu / iterations,
         os.getloadavg()[0],
     )
 
@@ -171,6 +174,20 @@ def run() -> list[BenchRow]:
                         f"hub {m.hub_cpu * 1000:.1f} ms ({m.hub_cpu * 1000 / n:.2f} per node) "
                         f"+ nodes {m.nodes_cpu * 1000:.1f} ms ({m.nodes_cpu * 1000 / n:.1f} "
                         "per node, its study included); /proc of the server processes"
+                    ),
+                )
+            )
+            outside = m.hub_cpu + m.nodes_cpu - m.studies_cpu
+            rows.append(
+                BenchRow(
+                    "federation",
+                    f"CPU outside the studies per federated study, {n} nodes",
+                    outside * 1000,
+                    "ms",
+                    note=(
+                        f"what the overhead spends: hub + nodes minus each node's CPU during its "
+                        f"study; over {cores} cores at best {outside * 1000 / (cores or 1):.1f} ms "
+                        "of the overhead"
                     ),
                 )
             )

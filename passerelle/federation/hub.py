@@ -85,6 +85,7 @@ class SiteAnswer:
                 disclosure=p.get("disclosure"),
                 dp=p.get("dp"),
                 study_seconds=p.get("study_seconds"),
+                study_cpu_seconds=p.get("study_cpu_seconds"),
                 envelope_sha256=p.get("envelope_sha256"),
                 node_key_id=p.get("node_key_id"),
             )

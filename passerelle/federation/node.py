@@ -160,23 +160,8 @@ class NodeService:
                 f"this node's policy does not allow purpose {env.purpose!r}",
                 code="forbidden_purpose",
             )
-        now = self.clock()
-        active = [a for a in self.register.approvals_of(env.project_id) if a.active(now)]
-        if not active:
-            raise Refused(
-                f"project {env.project_id!r} is not approved by this node's reviewers",
-                code="not_approved",
-            )
-        if not any(a.purpose == env.purpose for a in active):
-            raise Refused(
-                f"project {env.project_id!r} is not approved for purpose {env.purpose!r}",
-                code="forbidden_purpose",
-            )
-        if not any(a.purpose == env.purpose and a.output_type == env.output_type for a in active):
-            raise Refused(
-                f"project {env.project_id!r} is not approved for output type {env.output_type!r}",
-                code="forbidden_output_type",
-            )
+        # the register's one approval rule: active, for this purpose and this output type
+        self.register.check_approved(env.project_id, env.purpose, (env.output_type,), self.clock())
 
     # -- handling -----------------------------------------------------------------------------
     def handle(self, signed: Any, kind: str) -> dict[str, Any]:
@@ -200,9 +185,11 @@ class NodeService:
         self.register.log(kind, env.project_id, env.request_id, env_hash, "released")
         return sign_result(self.config.key, {**payload, "kind": kind, "envelope_sha256": env_hash})
 
-    def _execute(self, model: Any) -> tuple[Any, float]:
+    def _execute(self, model: Any) -> tuple[Any, float, float]:
+        """The raw result, the study's wall seconds and the node process's CPU seconds
+        meanwhile (the engine's threads included)."""
         with self._lock:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 raw = self.language.run(self.store(), model)
             except Refused:
@@ -222,13 +209,13 @@ class NodeService:
                 raise Refused(
                     "the study failed on this node", code="study_failed", status=500
                 ) from None
-        return raw, time.perf_counter() - started
+        return raw, time.perf_counter() - started, time.process_time() - cpu
 
     def _run(self, env: Envelope, kind: str) -> dict[str, Any]:
         dp = None
         if kind == "study":
             model = self.language.parse(env.study)
-            raw, study_seconds = self._execute(model)
+            raw, study_seconds, study_cpu = self._execute(model)
             started = time.perf_counter()
             # The node's policy, always, before anything leaves: exact (suppression and
             # rounding) or, in DP mode, noise charged to the project's budget, then the same rules.
@@ -238,16 +225,16 @@ class NodeService:
                 released = self.disclosure.protect(raw, self.disclosure.policy)
         else:
             model = self.language.parse(feasibility_spec(env.study))
-            timing = {"study": 0.0}
+            timing = {"study": 0.0, "cpu": 0.0}
 
             def true_count() -> int:
-                raw, timing["study"] = self._execute(model)
+                raw, timing["study"], timing["cpu"] = self._execute(model)
                 rows = raw.tables[0].rows
                 return int(rows[0][-1]) if rows and rows[0][-1] is not None else 0
 
             started = time.perf_counter()
             released, dp = self.feasibility.release(env, true_count)
-            study_seconds = timing["study"]
+            study_seconds, study_cpu = timing["study"], timing["cpu"]
         return {
             "project_id": env.project_id,
             "request_id": env.request_id,
@@ -255,6 +242,7 @@ class NodeService:
             "disclosure": self.disclosure.describe(),
             "dp": dp,
             "study_seconds": round(study_seconds, 6),
+            "study_cpu_seconds": round(study_cpu, 6),
             "protect_seconds": round(time.perf_counter() - started, 6),
         }
 
