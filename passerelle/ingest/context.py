@@ -43,19 +43,38 @@ class Context:
         self.codes: dict[tuple[str, str], Any] = {}
         self.persons_touched: set[int] = set()
         self.notes: Counter = Counter()  # e.g. deceased without a date
-        self.local: dict[str, tuple[str, str]] = {}  # fullUrl → (type, id) of the current bundle
+        self._local: dict[str, tuple[str, str]] = {}  # fullUrl → (type, id), current bundle
+        # reference text → (type, id, stable id) of what it resolved to; valid while `local`,
+        # the identifiers and the known ids stay as they were (cleared when they change)
+        self._targets: dict[str, tuple[str, str, int]] = {}
         self.contained: dict[str | None, Any] = {}  # contained resources by id
         self.added: list[int] | None = None  # ids registered since reset (worker processes)
+
+    @property
+    def local(self) -> dict[str, tuple[str, str]]:
+        """fullUrl → (type, id) of the current bundle's entries."""
+        return self._local
+
+    @local.setter
+    def local(self, value: dict[str, tuple[str, str]]) -> None:
+        self._local = value
+        self._targets = {}
 
     # -- ids -------------------------------------------------------------------------------
     def id(self, rtype: str, rid: str, part: int | str = "") -> int:
         return self.ids.id_for(rtype, rid, part)
+
+    def row_id(self, rtype: str, rid: str, part: int | str = "") -> int:
+        """The stable id of a row nothing else refers to (not kept in the recent-ids cache)."""
+        return self.ids.fresh(rtype, rid, part)
 
     def register(self, rtype: str, res: dict[str, Any]) -> None:
         """Index a directory resource so references to it resolve."""
         rid = res.get("id")
         if not isinstance(rid, str):
             return
+        if self._targets:
+            self._targets = {}
         if rtype in CHECKED_TYPES:
             sid = self.ids.id_for(rtype, rid)
             if self.added is not None and sid not in self.known:
@@ -80,7 +99,7 @@ class Context:
         if r.startswith("#"):
             return "#", r[1:]
         if r.startswith("urn:"):
-            hit = self.local.get(r)
+            hit = self._local.get(r)
             if hit is None:
                 raise Quarantine(f"unresolved reference at {where}")
             return hit
@@ -96,7 +115,7 @@ class Context:
             if rid is None:
                 raise Quarantine(f"unresolved conditional reference at {where}")
             return rtype, rid
-        hit = self.local.get(r)
+        hit = self._local.get(r)
         if hit is not None:
             return hit
         parts = r.split("/")
@@ -109,14 +128,30 @@ class Context:
             raise Quarantine(f"unresolved reference at {where}")
         return rtype, rid
 
+    TARGETS_SIZE = 50_000
+
+    def target(self, ref: Any, where: str) -> tuple[str, str, int]:
+        """(type, id, stable id) of a Reference (see resolve), remembered by its text."""
+        r = ref.get("reference") if type(ref) is dict else None
+        if type(r) is str:
+            hit = self._targets.get(r)
+            if hit is not None:
+                return hit
+        rtype, rid = self.resolve(ref, where)
+        hit = (rtype, rid, self.ids.id_for(rtype, rid))
+        if type(r) is str:
+            if len(self._targets) >= self.TARGETS_SIZE:
+                self._targets = {}
+            self._targets[r] = hit
+        return hit
+
     def person(self, res: dict[str, Any], field: str = "subject") -> int:
         ref = res.get(field)
         if ref is None:
             raise Quarantine(f"missing {field}")
-        rtype, rid = self.resolve(ref, field)
+        rtype, _, pid = self.target(ref, field)
         if rtype != "Patient":
             raise Quarantine(f"{field} is not a Patient")
-        pid = self.ids.id_for("Patient", rid)
         if pid not in self.known:
             raise Quarantine(f"unresolved reference at {field}")
         self.persons_touched.add(pid)
@@ -127,10 +162,8 @@ class Context:
         another type); Quarantine when it names something that does not exist."""
         if ref is None:
             return None
-        t, rid = self.resolve(ref, where)
-        if t != rtype:
-            return None
-        return self.ids.id_for(rtype, rid)
+        t, _, sid = self.target(ref, where)
+        return sid if t == rtype else None
 
     def code_of(self, ref: Any, where: str, rtype: str) -> Any:
         """The code of a referenced (or contained) Medication / Device."""

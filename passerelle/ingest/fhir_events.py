@@ -143,7 +143,7 @@ def condition(res: dict[str, Any], ctx: Context) -> None:
     ctx.batch.add(
         "condition_occurrence",
         {
-            "condition_occurrence_id": ctx.id("Condition", res["id"]),
+            "condition_occurrence_id": ctx.row_id("Condition", res["id"]),
             "person_id": pid,
             "condition_concept_id": m.concept_id,
             "condition_start_date": sd,
@@ -163,17 +163,19 @@ def condition(res: dict[str, Any], ctx: Context) -> None:
 
 
 # -- Observation -----------------------------------------------------------------------------
-def _value_fields(src: dict[str, Any], ctx: Context, table: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _value_fields(src: dict[str, Any], ctx: Context, table: str, out: dict[str, Any]) -> None:
+    """Set the value columns of `out` from Observation(.component).value[x]."""
     q = src.get("valueQuantity")
     if isinstance(q, dict):
-        out["value_as_number"] = q.get("value")
-        unit = q.get("code") if q.get("system") == "http://unitsofmeasure.org" else None
-        out["unit_source_value"] = q.get("code") or q.get("unit")
-        out["unit_concept_id"] = ctx.vocab.unit(unit or q.get("unit"))
+        get = q.get
+        code = get("code")
+        out["value_as_number"] = get("value")
+        unit = code if get("system") == "http://unitsofmeasure.org" else None
+        out["unit_source_value"] = code or get("unit")
+        out["unit_concept_id"] = ctx.vocab.unit(unit or get("unit"))
         if table == "measurement":
-            out["operator_concept_id"] = C.OPERATOR.get(q.get("comparator") or "")
-        return out
+            out["operator_concept_id"] = C.OPERATOR.get(get("comparator") or "")
+        return
     if "valueCodeableConcept" in src:
         v = ctx.vocab.concept(src["valueCodeableConcept"])
         out["value_as_concept_id"] = v.concept_id
@@ -183,7 +185,7 @@ def _value_fields(src: dict[str, Any], ctx: Context, table: str) -> dict[str, An
             coding = _first(cc.get("coding")) if isinstance(cc, dict) else None
             text = cc.get("text") if isinstance(cc, dict) else None
             out["value_as_string"] = text or (coding or {}).get("display")
-        return out
+        return
     for key in ("valueString", "valueBoolean", "valueInteger", "valueDateTime", "valueTime"):
         if key in src:
             v = src[key]
@@ -193,16 +195,15 @@ def _value_fields(src: dict[str, Any], ctx: Context, table: str) -> dict[str, An
             out["value_source_value"] = text
             if table == "observation":
                 out["value_as_string"] = text
-            return out
-    return out
+            return
 
 
-def _reference_range(src: dict[str, Any]) -> dict[str, Any]:
+def _reference_range(src: dict[str, Any], out: dict[str, Any]) -> None:
     rr = _first(src.get("referenceRange"))
-    if not isinstance(rr, dict):
-        return {}
-    low, high = rr.get("low") or {}, rr.get("high") or {}
-    return {"range_low": low.get("value"), "range_high": high.get("value")}
+    if isinstance(rr, dict):
+        low, high = rr.get("low") or {}, rr.get("high") or {}
+        out["range_low"] = low.get("value")
+        out["range_high"] = high.get("value")
 
 
 def observation_table(domain: str | None, mapped: bool, categories: set, src: dict) -> str:
@@ -222,7 +223,8 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
             raise Quarantine("no effective[x] or issued date") from None
         d, t = ctx.when(res["issued"], "issued")
     cats = {_code(c) for c in res.get("category") or ()}
-    visit = ctx.optional(res.get("encounter"), "encounter", "Encounter")
+    encounter = res.get("encounter")
+    visit = None if encounter is None else ctx.optional(encounter, "encounter", "Encounter")
     provider = None
     for i, perf in enumerate(res.get("performer") or ()):
         provider = ctx.optional(perf, f"performer[{i}]", "Practitioner")
@@ -235,34 +237,41 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
         parts.append((0, res))
     parts.extend((i, c) for i, c in enumerate(comps, start=1) if isinstance(c, dict))
     rid = res["id"]
+    concept = ctx.vocab.concept
+    add = ctx.batch.add
     for part, src in parts:
-        m = ctx.vocab.concept(src.get("code"))
+        m = concept(src.get("code"))
         table = observation_table(m.domain, bool(m.concept_id), cats, src)
         ctx.coverage.add(table, m)
-        row = _value_fields(src, ctx, table)
-        row.update(person_id=pid, visit_occurrence_id=visit, provider_id=provider)
         if table == "measurement":
-            row.update(_reference_range(src))
-            row.update(
-                measurement_id=ctx.id("Observation", rid, part),
-                measurement_concept_id=m.concept_id,
-                measurement_date=d,
-                measurement_datetime=t,
-                measurement_type_concept_id=C.EHR,
-                measurement_source_value=m.source_value,
-                measurement_source_concept_id=m.source_concept_id,
-            )
+            row = {
+                "measurement_id": ctx.row_id("Observation", rid, part),
+                "person_id": pid,
+                "measurement_concept_id": m.concept_id,
+                "measurement_date": d,
+                "measurement_datetime": t,
+                "measurement_type_concept_id": C.EHR,
+                "visit_occurrence_id": visit,
+                "provider_id": provider,
+                "measurement_source_value": m.source_value,
+                "measurement_source_concept_id": m.source_concept_id,
+            }
+            _reference_range(src, row)
         else:
-            row.update(
-                observation_id=ctx.id("Observation", rid, part),
-                observation_concept_id=m.concept_id,
-                observation_date=d,
-                observation_datetime=t,
-                observation_type_concept_id=C.EHR,
-                observation_source_value=m.source_value,
-                observation_source_concept_id=m.source_concept_id,
-            )
-        ctx.batch.add(table, row)
+            row = {
+                "observation_id": ctx.row_id("Observation", rid, part),
+                "person_id": pid,
+                "observation_concept_id": m.concept_id,
+                "observation_date": d,
+                "observation_datetime": t,
+                "observation_type_concept_id": C.EHR,
+                "visit_occurrence_id": visit,
+                "provider_id": provider,
+                "observation_source_value": m.source_value,
+                "observation_source_concept_id": m.source_concept_id,
+            }
+        _value_fields(src, ctx, table, row)
+        add(table, row)
 
 
 def allergy(res: dict[str, Any], ctx: Context) -> None:
@@ -278,7 +287,7 @@ def allergy(res: dict[str, Any], ctx: Context) -> None:
     ctx.batch.add(
         "observation",
         {
-            "observation_id": ctx.id("AllergyIntolerance", res["id"]),
+            "observation_id": ctx.row_id("AllergyIntolerance", res["id"]),
             "person_id": pid,
             "observation_concept_id": m.concept_id,
             "observation_date": d,

@@ -43,7 +43,7 @@ def _drug_row(ctx, res, pid, cc, sd, st, ed, et, type_concept, **extra) -> None:
     if ed is None:
         ed = plus_days(sd, days - 1) if days else sd
     row = {
-        "drug_exposure_id": ctx.id(res["resourceType"], res["id"]),
+        "drug_exposure_id": ctx.row_id(res["resourceType"], res["id"]),
         "person_id": pid,
         "drug_concept_id": m.concept_id,
         "drug_exposure_start_date": sd,
@@ -185,7 +185,7 @@ def procedure(res: dict[str, Any], ctx: Context) -> None:
     ctx.batch.add(
         "procedure_occurrence",
         {
-            "procedure_occurrence_id": ctx.id("Procedure", res["id"]),
+            "procedure_occurrence_id": ctx.row_id("Procedure", res["id"]),
             "person_id": pid,
             "procedure_concept_id": m.concept_id,
             "procedure_date": sd,
@@ -230,7 +230,7 @@ def imaging_study(res: dict[str, Any], ctx: Context) -> None:
     ctx.batch.add(
         "procedure_occurrence",
         {
-            "procedure_occurrence_id": ctx.id("ImagingStudy", res["id"]),
+            "procedure_occurrence_id": ctx.row_id("ImagingStudy", res["id"]),
             "person_id": pid,
             "procedure_concept_id": m.concept_id if m else 0,
             "procedure_date": sd,
@@ -260,7 +260,7 @@ def device(res: dict[str, Any], ctx: Context) -> None:
     ctx.batch.add(
         "device_exposure",
         {
-            "device_exposure_id": ctx.id("Device", res["id"]),
+            "device_exposure_id": ctx.row_id("Device", res["id"]),
             "person_id": pid,
             "device_concept_id": m.concept_id,
             "device_exposure_start_date": sd,
@@ -288,7 +288,7 @@ def device_use(res: dict[str, Any], ctx: Context) -> None:
     ctx.batch.add(
         "device_exposure",
         {
-            "device_exposure_id": ctx.id("DeviceUseStatement", res["id"]),
+            "device_exposure_id": ctx.row_id("DeviceUseStatement", res["id"]),
             "person_id": pid,
             "device_concept_id": m.concept_id,
             "device_exposure_start_date": sd,

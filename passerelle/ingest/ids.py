@@ -15,6 +15,7 @@ import hmac
 import os
 import re
 import secrets
+from hashlib import blake2b
 from pathlib import Path
 
 from passerelle.errors import ConfigError
@@ -43,13 +44,16 @@ class IdMaker:
         key = (rtype, rid, part)
         value = self._cache.get(key)
         if value is None:
-            raw = self._prefix + f"{rtype}|{rid}|{part}".encode()
-            value = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") & _MASK
-            value = value or 1
+            value = self.fresh(rtype, rid, part)
             if len(self._cache) >= self.CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = value
         return value
+
+    def fresh(self, rtype: str, rid: str, part: int | str = "") -> int:
+        """The same id as id_for, computed without the cache (for ids that do not recur)."""
+        raw = self._prefix + f"{rtype}|{rid}|{part}".encode()
+        return int.from_bytes(blake2b(raw, digest_size=8).digest(), "big") & _MASK or 1
 
 
 def key_path(data_dir: Path, site: str) -> Path:

@@ -73,6 +73,7 @@ def _one_file(f: SourceFile) -> dict[str, Any]:
     ctx.added = []
     ctx.identifiers = {}
     ctx.codes = {}
+    ctx.local = {}  # also forgets the references resolved in this file
     return out
 
 

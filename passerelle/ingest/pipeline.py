@@ -271,33 +271,49 @@ class FhirIngest:
             self._reject(f.name, None, None, "file holds no FHIR resource", None)
 
     def _bundle(self, name: str, doc: dict[str, Any], line: int | None) -> None:
-        entries = [e for e in doc.get("entry") or () if isinstance(e, dict)]
+        """Directory entries first (so references to them resolve), then the others in
+        bundle order; one look at each entry sorts it into the two passes."""
         local: dict[str, tuple[str, str]] = {}
-        for e in entries:
+        first: list[tuple[int, dict[str, Any]]] = []
+        second: list[tuple[int, dict[str, Any] | None]] = []
+        i = -1
+        for e in doc.get("entry") or ():
+            if not isinstance(e, dict):
+                continue
+            i += 1
             res = e.get("resource")
-            if isinstance(res, dict) and isinstance(res.get("id"), str):
+            if not isinstance(res, dict):
+                if "request" not in e:
+                    second.append((i, None))  # rejected in its place in the second pass
+                continue
+            rtype = res.get("resourceType")
+            rid = res.get("id")
+            if isinstance(rid, str):
                 # an entry without a resourceType is rejected by _one; a reference to it
                 # resolves to a type no mapper expects, as None did before
-                rtype = res.get("resourceType")
-                key = (rtype if isinstance(rtype, str) else "", res["id"])
+                key = (rtype if isinstance(rtype, str) else "", rid)
                 full = e.get("fullUrl")
                 if isinstance(full, str):
                     local[full] = key
                     if "/" in full and not full.startswith("urn:"):
                         local["/".join(full.rsplit("/", 2)[-2:])] = key
-        self.ctx.local = local
-        for first_pass in (True, False):
-            for i, e in enumerate(entries):
-                res = e.get("resource")
-                if not isinstance(res, dict):
-                    if not first_pass and "request" not in e:
-                        self._reject(name, line, None, "bundle entry without resource", i)
-                    continue
-                if (res.get("resourceType") in DIRECTORY_TYPES) == first_pass or (
-                    not first_pass and res.get("resourceType") == "Device"
-                ):
-                    self._one(name, line, i, res, first_pass)
-        self.ctx.local = {}
+            if isinstance(rtype, str) and rtype in DIRECTORY_TYPES:
+                first.append((i, res))
+                if rtype == "Device":
+                    second.append((i, res))
+            else:
+                second.append((i, res))
+        ctx = self.ctx
+        ctx.local = local
+        one = self._one
+        for i, res in first:
+            one(name, line, i, res, True)
+        for i, maybe in second:
+            if maybe is None:
+                self._reject(name, line, None, "bundle entry without resource", i)
+            else:
+                one(name, line, i, maybe, False)
+        ctx.local = {}
 
     def _one(
         self, name: str, line: int | None, entry: int | None, res: dict, first_pass: bool
@@ -305,23 +321,29 @@ class FhirIngest:
         ctx = self.ctx
         rep = self.report
         rtype = res.get("resourceType")
-        count = first_pass or rtype not in DIRECTORY_TYPES
-        count_loaded = (first_pass and rtype != "Device") or (
-            not first_pass and (rtype not in DIRECTORY_TYPES or rtype == "Device")
-        )
         if not isinstance(rtype, str) or rtype not in R4_TYPES:
             rep.read["(unknown)"] += 1
             self._reject(name, line, None, "missing or unknown resourceType", entry, "(unknown)")
             return
+        directory = rtype in DIRECTORY_TYPES
+        if first_pass:
+            count = True
+            count_loaded = rtype != "Device"
+            mapper = DIRECTORY_MAPPERS.get(rtype)
+        else:
+            count = not directory
+            count_loaded = count or rtype == "Device"
+            mapper = EVENT_MAPPERS.get(rtype)
         if count:
             rep.read[rtype] += 1
-            self._tick(name)
-        mapper = DIRECTORY_MAPPERS.get(rtype) if first_pass else EVENT_MAPPERS.get(rtype)
+            if self.progress is not None:
+                self._tick(name)
         if mapper is None:
             if count:
                 rep.skipped[rtype] += 1
             return
-        if not isinstance(res.get("id"), str) or not res["id"]:
+        rid = res.get("id")
+        if not isinstance(rid, str) or not rid:
             self._reject(name, line, rtype, "missing id", entry, rtype)
             return
         if res.get("status") in SKIPPED_STATUSES:
@@ -348,8 +370,9 @@ class FhirIngest:
             ctx.register(rtype, res)
         if count_loaded:
             rep.loaded[rtype] += 1
-        self.ctx.batch.resources += 1
-        if self.ctx.batch.resources >= self.batch_size:
+        batch = ctx.batch
+        batch.resources += 1
+        if batch.resources >= self.batch_size:
             self._flush()
 
     def _reject(self, name, line, rtype, reason, entry, counted: str | None = None) -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from passerelle.cdm.schema import TABLES_BY_NAME
 
@@ -49,19 +50,19 @@ def to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     schema = _SCHEMAS.get(table)
     if schema is None:
         schema = _SCHEMAS[table] = arrow_schema(table)
-    present: set[str] = set()
-    for r in rows:
-        present.update(r)
-    for col, size in _SIZES[table]:
-        if col in present:
-            for r in rows:
-                v = r.get(col)
-                if v is not None and len(v) > size:
-                    r[col] = v[:size]
+    present = set().union(*rows) if rows else set()
     fields = [f for f in schema if f.name in present]
     # One conversion of the dicts as a struct array, done by Arrow in C++ (an absent key is
     # NULL, a key outside the schema is ignored), instead of a Python list per column.
-    return pa.Table.from_struct_array(pa.array(rows, type=pa.struct(fields)))
+    data = pa.Table.from_struct_array(pa.array(rows, type=pa.struct(fields)))
+    for col, size in _SIZES[table]:
+        if col in present:
+            values = data.column(col)
+            longest = pc.max(pc.utf8_length(values)).as_py()
+            if longest is not None and longest > size:
+                cut = pc.utf8_slice_codeunits(values, 0, size)  # code points, as str[:size]
+                data = data.set_column(data.schema.get_field_index(col), data.field(col), cut)
+    return data
 
 
 class Batch:
