@@ -254,8 +254,8 @@ class Accounts:
     def authenticate(self, secret: str) -> Principal:
         """The principal behind a bearer token or API key; Unauthenticated otherwise."""
         now = self.ctx.clock.now()
-        with self.ctx.uow.read() as dal:
-            found = dal.credential(secret_hash(secret))
+        with self.ctx.uow.rows() as rows:
+            found = rows.credential(secret_hash(secret))
         if found is None:
             raise Unauthenticated("unknown or revoked credentials")
         if found.revoked_at is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Connection, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from passerelle.access import audit
@@ -227,6 +227,64 @@ def _page(session: Session, stmt: Select[Any], offset: int, limit: int) -> tuple
     return total, rows
 
 
+class RowReader:
+    """The hot read paths (authentication, the request listing) as Core statements on one
+    connection: plain rows, no ORM objects, no session to set up."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def credential(self, token_hash: str) -> Credential | None:
+        # One Core statement (no ORM objects): a row per role,
+        # or one row with no role for a node key or a user without roles.
+        rows = self.conn.execute(_CREDENTIAL, {"token_hash": token_hash}).all()
+        if not rows:
+            return None
+        first = rows[0]
+        roles = frozenset(Role(r.role) for r in rows if r.role is not None)
+        return Credential(
+            first.id,
+            first.kind,
+            first.expires_at,
+            first.revoked_at,
+            first.organisation_id,
+            first.type,
+            first.user_id,
+            bool(first.active),
+            roles,
+        )
+
+    def request_page(
+        self,
+        org_id: int | None,
+        producer_id: int | None,
+        status: RequestStatus | None,
+        offset: int,
+        limit: int,
+    ) -> RequestRows:
+        """Requests filed by org_id, or naming producer_id (submitted ones), or both (OR),
+        newest first; plain rows read by three statements, whatever the page size."""
+        stmts = _request_statements(org_id is not None, producer_id is not None, status is not None)
+        params = {"org_id": org_id, "producer_id": producer_id, "status": status}
+        conn = self.conn
+        rows = conn.execute(stmts.page, {**params, "offset": offset, "limit": limit}).all()
+        if rows and len(rows) < limit:  # the last page: no need to count
+            total = offset + len(rows)
+        else:
+            total = conn.execute(stmts.count, params).scalar_one()
+        ids = [r.id for r in rows]
+        dataset_ids: dict[int, list[int]] = {i: [] for i in ids}
+        reviews: dict[int, list[Any]] = {i: [] for i in ids}
+        if ids:
+            for link in conn.execute(_REQUEST_DATASETS, {"ids": ids}):
+                dataset_ids[link.request_id].append(link.dataset_id)
+            for review in conn.execute(_REQUEST_REVIEWS, {"ids": ids}):
+                reviews[review.request_id].append(review)
+        for found in dataset_ids.values():
+            found.sort()
+        return RequestRows(total, rows, dataset_ids, reviews)
+
+
 class SqlAccessData:
     def __init__(self, session: Session, clock: Clock) -> None:
         self.session = session
@@ -284,24 +342,7 @@ class SqlAccessData:
         return self.session.scalar(select(Token).where(Token.token_hash == token_hash))
 
     def credential(self, token_hash: str) -> Credential | None:
-        # One Core statement on the session's connection (no ORM objects): a row per role,
-        # or one row with no role for a node key or a user without roles.
-        rows = self.session.connection().execute(_CREDENTIAL, {"token_hash": token_hash}).all()
-        if not rows:
-            return None
-        first = rows[0]
-        roles = frozenset(Role(r.role) for r in rows if r.role is not None)
-        return Credential(
-            first.id,
-            first.kind,
-            first.expires_at,
-            first.revoked_at,
-            first.organisation_id,
-            first.type,
-            first.user_id,
-            bool(first.active),
-            roles,
-        )
+        return RowReader(self.session.connection()).credential(token_hash)
 
     def get_token(self, token_id: int) -> Token | None:
         return self.session.get(Token, token_id)
@@ -343,27 +384,9 @@ class SqlAccessData:
         offset: int,
         limit: int,
     ) -> RequestRows:
-        """Requests filed by org_id, or naming producer_id (submitted ones), or both (OR),
-        newest first; plain rows read by three statements, whatever the page size."""
-        stmts = _request_statements(org_id is not None, producer_id is not None, status is not None)
-        params = {"org_id": org_id, "producer_id": producer_id, "status": status}
-        conn = self.session.connection()
-        rows = conn.execute(stmts.page, {**params, "offset": offset, "limit": limit}).all()
-        if rows and len(rows) < limit:  # the last page: no need to count
-            total = offset + len(rows)
-        else:
-            total = conn.execute(stmts.count, params).scalar_one()
-        ids = [r.id for r in rows]
-        dataset_ids: dict[int, list[int]] = {i: [] for i in ids}
-        reviews: dict[int, list[Any]] = {i: [] for i in ids}
-        if ids:
-            for link in conn.execute(_REQUEST_DATASETS, {"ids": ids}):
-                dataset_ids[link.request_id].append(link.dataset_id)
-            for review in conn.execute(_REQUEST_REVIEWS, {"ids": ids}):
-                reviews[review.request_id].append(review)
-        for found in dataset_ids.values():
-            found.sort()
-        return RequestRows(total, rows, dataset_ids, reviews)
+        return RowReader(self.session.connection()).request_page(
+            org_id, producer_id, status, offset, limit
+        )
 
     def get_review(self, review_id: int) -> Review | None:
         return self.session.get(Review, review_id)
@@ -403,3 +426,9 @@ class UnitOfWork:
     def read(self) -> Iterator[SqlAccessData]:
         with self.db.read() as session:
             yield SqlAccessData(session, self.clock)
+
+    @contextmanager
+    def rows(self) -> Iterator[RowReader]:
+        """A read on a bare connection, for the Core-only read paths."""
+        with self.db.rows() as conn:
+            yield RowReader(conn)

@@ -148,6 +148,18 @@ class Requests:
         offset: int = 0,
         limit: int = 50,
     ) -> Page[RequestOut]:
+        # Validated once, as a whole (the same checks as RequestOut(...) per item).
+        return RequestPage.model_validate(self.list_rows(p, status, offset, limit))
+
+    def list_rows(
+        self,
+        p: Principal | None,
+        status: RequestStatus | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """The requests the caller may see, as plain values shaped like Page[RequestOut]
+        (what `list` validates; the API serialises them as they are)."""
         org_id = producer_id = None
         if p is not None:
             if p.kind == "user" and p.has(Role.APPLICANT, Role.ADMIN, Role.AUDITOR):
@@ -155,9 +167,9 @@ class Requests:
             if p.kind == "node" or p.has(Role.REVIEWER, Role.STEWARD, Role.ADMIN, Role.AUDITOR):
                 producer_id = p.organisation_id
             if org_id is None and producer_id is None:
-                return RequestPage(total=0, offset=offset, limit=limit, items=[])
-        with self.ctx.uow.read() as dal:
-            found = dal.request_page(org_id, producer_id, status, offset, limit)
+                return {"total": 0, "offset": offset, "limit": limit, "items": []}
+        with self.ctx.uow.rows() as rows:
+            found = rows.request_page(org_id, producer_id, status, offset, limit)
         now = self.ctx.clock.now()
         items = []
         for row in found.requests:
@@ -167,10 +179,7 @@ class Requests:
                 self._review_fields(r, r.producer_name, now) for r in found.reviews[row.id]
             ]
             items.append(item)
-        # Validated once, as a whole (the same checks as RequestOut(...) per item).
-        return RequestPage.model_validate(
-            {"total": found.total, "offset": offset, "limit": limit, "items": items}
-        )
+        return {"total": found.total, "offset": offset, "limit": limit, "items": items}
 
     def queue(
         self,

@@ -114,22 +114,35 @@ class Catalog:
         offset: int = 0,
         limit: int = 20,
     ) -> Page[DatasetOut]:
+        # Validated once, as a whole (the same checks as DatasetOut(...) per item).
+        return DatasetPage.model_validate(
+            self.search_rows(q, producer_type, domain, period_from, period_to, offset, limit)
+        )
+
+    def search_rows(
+        self,
+        q: str = "",
+        producer_type: OrgType | None = None,
+        domain: Domain | None = None,
+        period_from: date | None = None,
+        period_to: date | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        """The published datasets found, as plain values shaped like Page[DatasetOut] (what
+        `search` validates; the API serialises them as they are)."""
         found = search(
             q, producer_type, domain, period_from, period_to, dialect=self.ctx.db.dialect
         )
         paging = {**found.params, "offset": offset, "limit": limit}
-        with self.ctx.db.read() as s:
-            conn = s.connection()  # Core rows, no ORM objects
+        with self.ctx.db.rows() as conn:  # Core rows, no ORM objects
             rows = conn.execute(found.statements.page, paging).all()
             if rows and len(rows) < limit:  # the last page: no need to count
                 total = offset + len(rows)
             else:
                 total = conn.execute(found.statements.count, found.params).scalar_one()
         items = [row._asdict() for row in rows]
-        # Validated once, as a whole (the same checks as DatasetOut(...) per item).
-        return DatasetPage.model_validate(
-            {"total": total, "offset": offset, "limit": limit, "items": items}
-        )
+        return {"total": total, "offset": offset, "limit": limit, "items": items}
 
     def all_published(self) -> list[Dataset]:
         with self.ctx.db.read() as s:

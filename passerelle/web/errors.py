@@ -7,7 +7,9 @@ anything unexpected is a 500 whose message says nothing about the data.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -31,6 +33,17 @@ class ErrorOut(BaseModel):
 def model_response(model: BaseModel, status: int = 200) -> Response:
     """Serialize a validated model once (FastAPI would validate it again on the way out)."""
     return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """Plain values already shaped like the route's response_model (kept for the schema),
+    serialised by orjson without a second validation; UTC datetimes end in Z, as pydantic
+    writes them (tests/access/test_access_listing_rows.py compares both)."""
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_UTC_Z),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None):

@@ -1,8 +1,11 @@
 """The request listing is read as plain rows (no ORM objects): each item must be exactly the
-request as `Requests.get` builds it from ORM objects, for every role, filter and page."""
+request as `Requests.get` builds it from ORM objects, for every role, filter and page; and the
+JSON the API sends from those rows (orjson, no validation on the way out) must be the JSON of
+the validated page."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from passerelle.access.enums import RequestStatus, ReviewStatus, Role
@@ -10,6 +13,7 @@ from passerelle.access.requests import Requests
 from passerelle.access.schemas import DecisionIn, RequestIn
 from passerelle.catalog.schemas import DatasetIn
 from passerelle.catalog.service import Catalog
+from passerelle.web.errors import json_response
 
 A = Role.APPLICANT
 SPEC = {
@@ -109,3 +113,13 @@ def test_whatever_a_caller_lists_it_may_open(requests, seeded, who):
     p = seeded.p(*who)
     for item in requests.list(p, None, 0, 100).items:
         assert requests.get(p, item.id) == item
+
+
+@pytest.mark.parametrize("who", CALLERS, ids=lambda w: f"{w[0]}-{w[1].value}")
+def test_the_api_sends_the_json_of_the_validated_page(requests, seeded, who):
+    p = seeded.p(*who)
+    for status in (None, *RequestStatus):
+        for offset, limit in ((0, 100), (1, 3)):
+            sent = json_response(requests.list_rows(p, status, offset, limit)).body
+            validated = requests.list(p, status, offset, limit).model_dump_json()
+            assert orjson.loads(sent) == orjson.loads(validated)

@@ -1,16 +1,19 @@
 """The search page is read as plain rows (no ORM objects): it must show exactly what the ORM
-objects show, for every filter, on SQLite and PostgreSQL."""
+objects show, for every filter, on SQLite and PostgreSQL; and the JSON the API sends from those
+rows (orjson, no validation on the way out) must be the JSON of the validated page."""
 
 from __future__ import annotations
 
 from datetime import date
 
+import orjson
 import pytest
 
 from passerelle.access.enums import Domain, OrgType, Role
 from passerelle.catalog.schemas import DatasetIn
 from passerelle.catalog.search import search_statement
 from passerelle.catalog.service import Catalog, dataset_out
+from passerelle.web.errors import json_response
 
 WORDS = ["cardiologie", "oncologie", "diabète", "urgences", "pédiatrie", "sepsis"]
 
@@ -20,7 +23,7 @@ def catalog(ctx, seeded):
     c = Catalog(ctx)
     for i in range(14):
         org = ("hopa", "hopb", "bio")[i % 3]
-        c.create(
+        created = c.create(
             seeded.p(org, Role.STEWARD),
             DatasetIn(
                 title=f"Entrepôt {WORDS[i % len(WORDS)]} {i}",
@@ -34,6 +37,9 @@ def catalog(ctx, seeded):
                 published=i != 7,
             ),
         )
+        if i in (1, 4):  # a released profile: nested values, floats, a time
+            profile = {"policy": "default", "persons": 120 + i, "share": 0.25, "years": [2015]}
+            c.set_profile(None, created.id, profile)
     return c
 
 
@@ -78,3 +84,11 @@ def test_rows_show_what_the_objects_show(ctx, catalog, query):
         assert (page.total, page.offset, page.limit) == (total, offset, limit)
         assert page.items == items
         assert page.model_dump_json()  # serializable as the API sends it
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=lambda q: ",".join(map(str, q.values())) or "all")
+def test_the_api_sends_the_json_of_the_validated_page(catalog, query):
+    for offset, limit in PAGES:
+        sent = json_response(catalog.search_rows(**query, offset=offset, limit=limit)).body
+        validated = catalog.search(**query, offset=offset, limit=limit).model_dump_json()
+        assert orjson.loads(sent) == orjson.loads(validated)

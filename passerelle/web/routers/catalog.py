@@ -12,7 +12,7 @@ from passerelle.access.enums import Domain, OrgType
 from passerelle.access.schemas import Page
 from passerelle.catalog.schemas import DatasetIn, DatasetOut
 from passerelle.web.deps import Caller, MaybeCaller, Pages, Svc
-from passerelle.web.errors import ERROR_RESPONSES, model_response
+from passerelle.web.errors import ERROR_RESPONSES, json_response
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["catalogue"])
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -28,8 +28,8 @@ def search(
     period_from: Annotated[date | None, Query()] = None,
     period_to: Annotated[date | None, Query()] = None,
 ) -> Response:
-    return model_response(
-        svc.catalog.search(
+    return json_response(
+        svc.catalog.search_rows(
             q, producer_type, domain, period_from, period_to, page.offset, page.limit
         )
     )

@@ -19,7 +19,7 @@ from passerelle.access.schemas import (
     TickOut,
 )
 from passerelle.web.deps import Caller, Pages, Svc
-from passerelle.web.errors import ERROR_RESPONSES, model_response
+from passerelle.web.errors import ERROR_RESPONSES, json_response, model_response
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -34,7 +34,7 @@ Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 def list_requests(
     svc: Svc, p: Caller, page: Pages, status: Annotated[RequestStatus | None, Query()] = None
 ) -> Response:
-    return model_response(svc.requests.list(p, status, page.offset, page.limit))
+    return json_response(svc.requests.list_rows(p, status, page.offset, page.limit))
 
 
 @router.post(
