@@ -62,9 +62,11 @@ same model and `passerelle.query.parse.parse_study` reads a spec.
 ## How a cohort is evaluated
 
 1. **Entry events.** Rows of one domain's table (or several, with `any_of`) matching a concept
-   set and the event filters. The entry event's start date is the **index date**.
-2. **`occurrence`** (`first` by default, `last`, `all`) picks among each person's matching
-   events *before* any other rule. Ties on the start date go to the smaller (first) or larger
+   set and the event filters. The entry event's start date is the **index date**. The entry's
+   own `observation_window` and the `criteria` attached to an entry event keep only the
+   events that pass them (each with its own start date as index).
+2. **`occurrence`** (`first` by default, `last`, `all`) picks among each person's remaining
+   events *before* any cohort rule. Ties on the start date go to the smaller (first) or larger
    (last) event id.
 3. **`observation`**: the index date lies in an observation period with at least
    `prior_days` before it and `post_days` after it.
@@ -72,7 +74,9 @@ same model and `passerelle.query.parse.parse_study` reads a spec.
    year of birth. Bounds are inclusive.
 5. **`period`**: the index date lies in the study period.
 6. **`criteria`**, in order, for each entry: `require` / `exclude` events in a window of days
-   relative to the index date, nested in `all_of` / `any_of` groups.
+   relative to the index date, nested in `all_of` / `any_of` groups. Then
+   `qualified_occurrence` (`first`, `last`; default `all`) keeps each person's first / last
+   entry among those left ("the first qualifying event").
 7. **`exit`** (optional): when each entry ends; overlapping entries of a person then collapse
    into one.
 
@@ -127,10 +131,11 @@ none. Events of persons absent from `person` are ignored everywhere.
 
 | key | meaning |
 |---|---|
-| `entry` | an event block plus `occurrence` (`first`, `last` or `all`), or `{any_of: [event, ...], occurrence}` |
+| `entry` | an event block plus `occurrence` (`first`, `last` or `all`), or `{any_of: [event, ...], occurrence}`; optionally `observation_window: {prior_days, post_days}` and, on each event block, `criteria: [...]` (both applied before `occurrence`) |
 | `observation` | `{prior_days: N, post_days: N}` (both default 0) |
 | `demographics` | `{age: {min, max}, sex: [female, male, 8532, ...], year_of_birth: {min, max}}` |
 | `period` | `{start, end}`: the index date's range, applied after `occurrence` |
+| `qualified_occurrence` | `first` / `last`: each person's first / last entry among those passing every rule (default `all`) |
 | `criteria` | a list of `{require: EVENT}`, `{exclude: EVENT}`, `{all_of: [..]}`, `{any_of: [..]}`, each with an optional `name` |
 | `exit` | `{days: N}` after index, `observation_end` (needs `observation`), `{event_end: {offset_days: D}}` after the entry event's end, or `{exposure: {gap_days: G, offset_days: D}}`; plus `collapse_days` |
 

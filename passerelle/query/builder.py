@@ -145,10 +145,35 @@ class StudyBuilder:
         self._criteria: list[m.Criterion] = []
         self._exit: m.Exit | None = None
         self._analyses: list[m.Analysis] = []
+        self._qualified = m.Occurrence.ALL
 
     # -- cohort ------------------------------------------------------------------------------
-    def entry(self, *events: m.Event, occurrence: str = "first") -> StudyBuilder:
-        self._entry = m.Entry(tuple(events), m.Occurrence(occurrence))
+    def entry(
+        self,
+        *events: m.Event,
+        occurrence: str = "first",
+        prior_days: int | None = None,
+        post_days: int | None = None,
+        criteria: Sequence[m.Criterion] | Sequence[Sequence[m.Criterion]] = (),
+    ) -> StudyBuilder:
+        """The entry events. `prior_days` / `post_days` give the entry's observation window
+        and `criteria` the criteria on each entry event (both applied before `occurrence`,
+        see `model.Entry`): a list of criteria for every event, or one list per event."""
+        window = None
+        if prior_days is not None or post_days is not None:
+            window = m.Observation(prior_days or 0, post_days or 0)
+        per_event: tuple[tuple[m.Criterion, ...], ...] = ()
+        if criteria:
+            if all(isinstance(c, Sequence) for c in criteria):
+                per_event = tuple(tuple(c) for c in criteria)  # type: ignore[arg-type]
+            else:
+                per_event = tuple(tuple(criteria) for _ in events)  # type: ignore[arg-type, misc]
+        self._entry = m.Entry(tuple(events), m.Occurrence(occurrence), window, per_event)
+        return self
+
+    def qualified_occurrence(self, occurrence: str) -> StudyBuilder:
+        """Keep each person's first / last entry among those passing every rule."""
+        self._qualified = m.Occurrence(occurrence)
         return self
 
     def observation(self, prior_days: int = 0, post_days: int = 0) -> StudyBuilder:
@@ -254,6 +279,6 @@ class StudyBuilder:
             raise m.ModelError("is required", "cohort.entry")
         cohort = m.Cohort(
             self._entry, self._observation, self._demographics, tuple(self._criteria),
-            self._exit, self._period,
+            self._exit, self._period, self._qualified,
         )  # fmt: skip
         return m.Study(self.name, cohort, tuple(self._analyses))

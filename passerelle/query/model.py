@@ -11,10 +11,12 @@ definition; `docs/study-language.md` is generated from the spec tests):
 
 1. **Entry events**: every event of ``entry.events`` (union) that matches its domain, concept
    set and event filters (dates, value, unit, value concepts, visit type). Events of persons
-   absent from ``person`` are ignored. The index date is the event's start date.
-2. **Occurrence**: ``first`` / ``last`` keeps one event per person (earliest / latest start
+   absent from ``person`` are ignored. The index date is the event's start date. With
+   ``entry.observation_window`` / ``entry.criteria``, only events passing them (each evaluated with
+   the event's own start date as index, see `Entry`) are candidates.
+2. **Occurrence**: ``first`` / ``last`` keeps one candidate per person (earliest / latest start
    date; ties broken by the smaller / larger event id, then the smaller / larger concept id);
-   ``all`` keeps every event. This happens *before* every other restriction.
+   ``all`` keeps every candidate. This happens *before* every cohort-level restriction.
 3. **Observation**: the index date lies inside one observation period of the person
    (start <= index <= end) with at least ``prior_days`` before it and ``post_days`` after it.
 4. **Demographics**: age at index = year(index) - year_of_birth; sex = gender_concept_id;
@@ -28,6 +30,8 @@ definition; `docs/study-language.md` is generated from the spec tests):
    `Require`: at least ``min_count`` and at most ``max_count`` matching events in the window;
    `Exclude`: no matching event in the window; `AllOf` / `AnyOf`: every / at least one child.
    The entry event itself counts when it matches a criterion's event and day 0 is in its window.
+   Then ``qualified_occurrence`` ``first`` / ``last`` keeps each person's first / last entry
+   left (same order as ``occurrence``); ``all`` (the default) keeps them all.
 7. **Exit** (optional): the entry's exit date (fixed days after index, end of the observation
    period, or end of continuous exposure). When the cohort has ``observation``, the exit date is
    capped at the end of the observation period containing the index. Entries of one person
@@ -388,16 +392,50 @@ class Event:
 @dataclass(frozen=True)
 class Entry:
     """The cohort's entry events: the union of ``events``; ``occurrence`` picks among each
-    person's matching events (first / last by start date, or all) before any other rule."""
+    person's *candidate* events (first / last by start date, or all) before any cohort rule.
+
+    An event row is a candidate when (1) with ``observation_window``, its start date lies in an
+    observation period with ``prior_days`` before and ``post_days`` after it (`Observation`,
+    the event's start date as index), and (2) with ``criteria``, the criteria attached to an
+    entry event the row matches hold for it, evaluated exactly like cohort criteria with the
+    row's start date as index (windows relative to it; observed windows in the period
+    containing it). ``criteria`` is empty or has one tuple per event (``criteria[i]`` belongs
+    to ``events[i]``; an empty tuple always holds); a row matching several entry events is a
+    candidate when the criteria of any one of them hold. These are ATLAS's primary-event
+    observation window and correlated criteria: the occurrence picks the first / last event
+    *with* them."""
 
     events: tuple[Event, ...]
     occurrence: Occurrence = Occurrence.FIRST
+    observation_window: Observation | None = None
+    criteria: tuple[tuple[Criterion, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.events, tuple) or not self.events:
             raise ModelError("needs at least one event", "events")
         if not isinstance(self.occurrence, Occurrence):
             raise ModelError(f"{self.occurrence!r} is not first, last or all", "occurrence")
+        if self.observation_window is not None and not isinstance(
+            self.observation_window, Observation
+        ):
+            raise ModelError("must be {prior_days, post_days}", "observation_window")
+        if not isinstance(self.criteria, tuple) or any(
+            not isinstance(c, tuple) for c in self.criteria
+        ):
+            raise ModelError("must be one tuple of criteria per event", "criteria")
+        if self.criteria and len(self.criteria) != len(self.events):
+            raise ModelError(
+                f"has {len(self.criteria)} criteria lists for {len(self.events)} events",
+                "criteria",
+            )
+
+    @property
+    def filtered(self) -> bool:
+        """Whether candidates are filtered before the occurrence pick."""
+        return self.observation_window is not None or any(self.criteria)
+
+    def all_criteria(self) -> tuple[Criterion, ...]:
+        return tuple(c for cs in self.criteria for c in cs)
 
 
 @dataclass(frozen=True)
@@ -597,7 +635,9 @@ class Exit:
 @dataclass(frozen=True)
 class Cohort:
     """Entries (one per person unless ``entry.occurrence`` is ``all``) that pass every rule;
-    see the module docstring for the order of evaluation."""
+    see the module docstring for the order of evaluation. ``qualified_occurrence`` (default
+    ``all``) then keeps each person's first / last entry among those that passed every rule
+    (ATLAS's qualified / expression limit: "the first qualifying event")."""
 
     entry: Entry
     observation: Observation | None = None
@@ -605,10 +645,15 @@ class Cohort:
     criteria: tuple[Criterion, ...] = ()
     exit: Exit | None = None
     period: DateRange | None = None
+    qualified_occurrence: Occurrence = Occurrence.ALL
 
     def __post_init__(self) -> None:
         if not isinstance(self.criteria, tuple):
             raise ModelError("must be a list of criteria", "criteria")
+        if not isinstance(self.qualified_occurrence, Occurrence):
+            raise ModelError(
+                f"{self.qualified_occurrence!r} is not first, last or all", "qualified_occurrence"
+            )
         if (
             self.exit is not None
             and self.exit.kind is ExitKind.OBSERVATION_END
@@ -621,7 +666,7 @@ class Cohort:
 
 def attrition_steps(cohort: Cohort) -> tuple[str, ...]:
     """The labels of an attrition table's rows, in order: ``entry`` (persons with an entry
-    after ``occurrence``), then ``observation``, ``demographics``, ``period`` (each only when
+    after the entry's own observation and criteria and ``occurrence``), then ``observation``, ``demographics``, ``period`` (each only when
     the cohort has it), then one per top-level criterion: its name, or ``criteria[i]``."""
     steps = ["entry"]
     if cohort.observation is not None:
@@ -1000,7 +1045,7 @@ def walk_events(study: Study) -> tuple[Event, ...]:
             for child in c.criteria:
                 crit(child)
 
-    for c in study.cohort.criteria:
+    for c in study.cohort.entry.all_criteria() + study.cohort.criteria:
         crit(c)
     for a in study.analyses:
         ev = getattr(a, "event", None)
@@ -1020,7 +1065,7 @@ def walk_windows(study: Study) -> tuple[Window, ...]:
             for child in c.criteria:
                 crit(child)
 
-    for c in study.cohort.criteria:
+    for c in study.cohort.entry.all_criteria() + study.cohort.criteria:
         crit(c)
     for a in study.analyses:
         w = getattr(a, "window", None)
@@ -1040,7 +1085,7 @@ def tables_needed(study: Study) -> tuple[str, ...]:
         if e.visit_type:
             tables.add(VISIT_TABLE)
     c = study.cohort
-    if c.observation is not None or c.exit is not None:
+    if c.observation is not None or c.entry.observation_window is not None or c.exit is not None:
         tables.add(OBSERVATION_PERIOD_TABLE)
     if any(w.observed for w in walk_windows(study)):
         tables.add(OBSERVATION_PERIOD_TABLE)

@@ -240,7 +240,15 @@ class _Parser:
 
     # -- cohort ------------------------------------------------------------------------------
     def cohort(self, path: str, data: Any) -> m.Cohort | None:
-        keys = ("entry", "observation", "demographics", "criteria", "exit", "period")
+        keys = (
+            "entry",
+            "observation",
+            "demographics",
+            "criteria",
+            "exit",
+            "period",
+            "qualified_occurrence",
+        )
         d = self.mapping(path, data, keys, ("entry",))
         if d is None:
             return None
@@ -259,32 +267,57 @@ class _Parser:
         crit = self.criteria(f"{path}.criteria", d.get("criteria", []))
         exit_ = self.exit(f"{path}.exit", d["exit"]) if "exit" in d else None
         period = self.date_range(f"{path}.period", d["period"]) if "period" in d else None
-        if len(self.problems) > before or entry is None or crit is None:
+        qualified = self.enum(
+            f"{path}.qualified_occurrence", d.get("qualified_occurrence", "all"), m.Occurrence
+        )
+        if len(self.problems) > before or entry is None or crit is None or qualified is None:
             return None
-        return self.build(path, m.Cohort, entry, obs, demo, crit, exit_, period)
+        return self.build(path, m.Cohort, entry, obs, demo, crit, exit_, period, qualified)
 
     def entry(self, path: str, data: Any) -> m.Entry | None:
+        """An event block (or ``any_of`` event blocks) with ``occurrence``,
+        ``observation_window`` and, on each event block, ``criteria`` (the criteria attached to that event)."""
+        blocks: list[tuple[m.Event, dict[str, Any]] | None]
         if isinstance(data, Mapping) and "any_of" in data:
-            d = self.mapping(path, data, ("any_of", "occurrence"))
+            d = self.mapping(path, data, ("any_of", "occurrence", "observation_window"))
             if d is None:
                 return None
             items = d["any_of"]
             if not isinstance(items, list) or not items:
                 self.err(f"{path}.any_of", "must be a non-empty list of events")
                 return None
-            events = [self.event(f"{path}.any_of[{i}]", x, ()) for i, x in enumerate(items)]
-            if any(e is None for e in events):
-                return None
+            paths = [f"{path}.any_of[{i}]" for i in range(len(items))]
+            blocks = [
+                self.event_block(p, x, ("criteria",)) for p, x in zip(paths, items, strict=True)
+            ]
             rest = d
         else:
-            got = self.event_block(path, data, ("occurrence",))
+            got = self.event_block(path, data, ("occurrence", "observation_window", "criteria"))
             if got is None:
                 return None
-            events, rest = [got[0]], got[1]
-        occ = self.enum(f"{path}.occurrence", rest.get("occurrence", "first"), m.Occurrence)
-        if occ is None:
+            paths, blocks, rest = [path], [got], got[1]
+        if any(b is None for b in blocks):
             return None
-        return self.build(path, m.Entry, tuple(events), occ)
+        events = tuple(b[0] for b in blocks if b is not None)
+        criteria = tuple(
+            self.criteria(f"{p}.criteria", b[1]["criteria"]) if "criteria" in b[1] else ()
+            for p, b in zip(paths, blocks, strict=True)
+            if b is not None
+        )
+        occ = self.enum(f"{path}.occurrence", rest.get("occurrence", "first"), m.Occurrence)
+        obs = (
+            self.observation(f"{path}.observation_window", rest["observation_window"])
+            if "observation_window" in rest
+            else None
+        )
+        if (
+            occ is None
+            or any(c is None for c in criteria)
+            or ("observation_window" in rest and obs is None)
+        ):
+            return None
+        crits = tuple(c for c in criteria if c is not None) if any(criteria) else ()
+        return self.build(path, m.Entry, events, occ, obs, crits)
 
     def event(self, path: str, data: Any, extra: tuple[str, ...]) -> m.Event | None:
         got = self.event_block(path, data, extra)
@@ -693,15 +726,21 @@ def _dump_cohort(c: m.Cohort) -> dict[str, Any]:
         out["criteria"] = [_dump_criterion(x) for x in c.criteria]
     if c.exit is not None:
         out["exit"] = _dump_exit(c.exit)
+    if c.qualified_occurrence is not m.Occurrence.ALL:
+        out["qualified_occurrence"] = c.qualified_occurrence.value
     return out
 
 
 def _dump_entry(e: m.Entry) -> dict[str, Any]:
-    if len(e.events) == 1:
-        out = _dump_event(e.events[0])
-    else:
-        out = {"any_of": [_dump_event(x) for x in e.events]}
+    blocks = [_dump_event(x) for x in e.events]
+    for block, crits in zip(blocks, e.criteria, strict=False):  # criteria may be ()
+        if crits:
+            block["criteria"] = [_dump_criterion(x) for x in crits]
+    out: dict[str, Any] = blocks[0] if len(blocks) == 1 else {"any_of": blocks}
     out["occurrence"] = e.occurrence.value
+    if e.observation_window is not None:
+        ow = e.observation_window
+        out["observation_window"] = {"prior_days": ow.prior_days, "post_days": ow.post_days}
     return out
 
 

@@ -12,6 +12,9 @@ edge cases it decides, documented here and in docs/study-language.md:
 - ``occurrence: first`` keeps the row with the smallest key (start date, domain name, event
   id, concept id), ``last`` the largest; rows equal on all of these are interchangeable.
   Death rows use the person id as their event id.
+- Entry observation window and entry criteria are checked per entry event (its start date as
+  index) before ``occurrence``; ``qualified_occurrence`` picks among the entries left after
+  every rule, with the same ordering key.
 - Observation: among the periods containing the index date (start <= index <= end), the one
   with the earliest start (then the latest end) is *the* period; ``prior_days``/``post_days``
   are checked on it and an exit is capped at its end. A person without one never passes.
@@ -27,14 +30,15 @@ import datetime as dt
 import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from passerelle.query import model as m
 from passerelle.query.result import AggregateTable, StudyResult
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class ReferenceEngine:
             self.descendants[r["ancestor_concept_id"]].add(r["descendant_concept_id"])
         self._events: dict[m.Event, list[Ev]] = {}
         self._by_person: dict[m.Event, dict[int, list[Ev]]] = {}
+        self._matches: dict[m.Event, set[int]] = {}
 
     @classmethod
     def from_store(cls, store: Any, study: m.Study | None = None,
@@ -252,36 +257,50 @@ class ReferenceEngine:
         yob = self.persons[entry.person].get("year_of_birth")
         return None if yob is None else entry.index.year - int(yob)
 
+    def candidates(self, entry: m.Entry) -> list[Ev]:
+        """The entry events passing the entry's own observation and criteria (`model.Entry`)."""
+        evs = self.entry_events(entry)
+        if entry.observation_window is not None:
+            o = entry.observation_window
+            evs = [e for e in evs if self.observed(Entry(e.person, e.start, e), o)]
+        if any(entry.criteria):
+            kept = []
+            for e in evs:
+                en = Entry(e.person, e.start, e)
+                if any(
+                    all(self.holds(c, en) for c in crits)
+                    for ev, crits in zip(entry.events, entry.criteria, strict=True)
+                    if id(e.row) in self.matches(ev)
+                ):
+                    kept.append(e)
+            evs = kept
+        return evs
+
+    def matches(self, event: m.Event) -> set[int]:
+        """The rows (by identity) matching `event`."""
+        if event not in self._matches:
+            self._matches[event] = {id(e.row) for e in self.events(event)}
+        return self._matches[event]
+
+    def observed(self, en: Entry, o: m.Observation) -> bool:
+        """Whether the entry's index lies in its observation period with `o`'s days around it
+        (and then remember the period's end)."""
+        p = self.period(en.person, en.index)
+        if p and (en.index - p[0]).days >= o.prior_days and (p[1] - en.index).days >= o.post_days:
+            en.obs_end = p[1]
+            return True
+        return False
+
     def steps(self, cohort: m.Cohort) -> list[tuple[str, list[Entry]]]:
         """The entries left after each attrition step (labels from `attrition_steps`)."""
-        evs = self.entry_events(cohort.entry)
-        occ = cohort.entry.occurrence
-        if occ is m.Occurrence.ALL:
-            chosen = evs
-        else:
-            best: dict[int, Ev] = {}
-            for e in evs:
-                b = best.get(e.person)
-                if b is None or (e.key < b.key if occ is m.Occurrence.FIRST else e.key > b.key):
-                    best[e.person] = e
-            chosen = list(best.values())
+        chosen = _pick(self.candidates(cohort.entry), cohort.entry.occurrence, lambda e: e)
         entries = [Entry(e.person, e.start, e) for e in chosen]
         labels = iter(m.attrition_steps(cohort))
         out = [(next(labels), entries)]
 
         if cohort.observation is not None:
             o = cohort.observation
-            kept = []
-            for en in entries:
-                p = self.period(en.person, en.index)
-                if (
-                    p
-                    and (en.index - p[0]).days >= o.prior_days
-                    and (p[1] - en.index).days >= o.post_days
-                ):
-                    en.obs_end = p[1]
-                    kept.append(en)
-            entries = kept
+            entries = [en for en in entries if self.observed(en, o)]
             out.append((next(labels), entries))
         if cohort.demographics is not None:
             d = cohort.demographics
@@ -317,8 +336,9 @@ class ReferenceEngine:
         return any(self.holds(x, en) for x in c.criteria)
 
     def cohort(self, cohort: m.Cohort) -> list[Entry]:
-        """The final entries: after every rule, with exits, collapsed into eras."""
-        entries = self.steps(cohort)[-1][1]
+        """The final entries: after every rule and ``qualified_occurrence``, with exits,
+        collapsed into eras."""
+        entries = _pick(self.steps(cohort)[-1][1], cohort.qualified_occurrence, lambda en: en.event)
         ex = cohort.exit
         if ex is None:
             return entries
@@ -503,6 +523,22 @@ class ReferenceEngine:
         for g, times in groups.items():
             rows.extend((*g, *step) for step in kaplan_meier(times))
         return rows
+
+
+def _pick(items: list[T], occ: m.Occurrence, event: Callable[[T], Ev]) -> list[T]:
+    """`occ` of each person's items: all of them, or the one whose event has the smallest
+    (first) / largest (last) ordering key."""
+    if occ is m.Occurrence.ALL:
+        return items
+    best: dict[int, T] = {}
+    for it in items:
+        e = event(it)
+        b = best.get(e.person)
+        if b is None or (
+            e.key < event(b).key if occ is m.Occurrence.FIRST else e.key > event(b).key
+        ):
+            best[e.person] = it
+    return list(best.values())
 
 
 def _outcome_acc() -> dict[str, Any]:

@@ -376,11 +376,22 @@ exits = st.one_of(
 
 @st.composite
 def studies(draw: Any) -> m.Study:
+    entry_events = tuple(draw(st.lists(events(), min_size=1, max_size=2)))
+    entry_window = None
+    if draw(st.integers(0, 3)) == 0:
+        entry_window = m.Observation(draw(st.integers(0, 60)), draw(st.integers(0, 30)))
+    entry_criteria: tuple[tuple[m.Criterion, ...], ...] = ()
+    if draw(st.integers(0, 2)) == 0:
+        entry_criteria = tuple(tuple(draw(st.lists(criteria(), max_size=2))) for _ in entry_events)
     entry = m.Entry(
-        tuple(draw(st.lists(events(), min_size=1, max_size=2))),
+        entry_events,
         draw(st.sampled_from(tuple(m.Occurrence))),
+        entry_window,
+        entry_criteria,
     )
     kw: dict[str, Any] = {}
+    if draw(st.integers(0, 2)) == 0:
+        kw["qualified_occurrence"] = draw(st.sampled_from(tuple(m.Occurrence)))
     if draw(st.booleans()):
         kw["observation"] = m.Observation(draw(st.integers(0, 60)), draw(st.integers(0, 30)))
     if draw(st.integers(0, 2)) == 0:

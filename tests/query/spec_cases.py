@@ -667,6 +667,52 @@ case(
     ),
     expected={"tar": [(1, 0, 0.0, 181, 0, 0.0)]},
 )
+_ENTRY_OBS = {
+    "person": [person(1), person(2)],
+    "condition_occurrence": [
+        cond(1, 100, "2020-01-10"),
+        cond(1, 100, "2020-06-01"),
+        cond(2, 100, "2020-03-01"),
+    ],
+    "observation_period": [period(1, "2020-01-01", "2020-12-31")],
+}
+_BY_MONTH = {"name": "by_month", "count": "persons", "by": ["index_month"]}
+for where, cohort_spec, by_month, flow, text in (
+    (
+        "entry",
+        {
+            "entry": {
+                "condition": [100],
+                "occurrence": "first",
+                "observation_window": {"prior_days": 30},
+            }
+        },
+        [(6, 1)],
+        [(0, "entry", 1)],
+        "`observation_window` inside `entry` applies *before* `occurrence`: only events with the "
+        "observation are candidates, so `occurrence: first` picks the first event that has 30 "
+        "days of prior observation (ATLAS's primary-event observation window). Person 1's first "
+        "event (2020-01-10) has 9 days; the second (2020-06-01) has 152, and becomes the index. "
+        "Person 2 has no observation period.",
+    ),
+    (
+        "cohort",
+        {"entry": {"condition": [100], "occurrence": "first"}, "observation": {"prior_days": 30}},
+        [],
+        [(0, "entry", 2), (1, "observation", 0)],
+        "The same data with the cohort-level `observation`, which applies *after* "
+        "`occurrence`: person 1's first event lacks the 30 days, so person 1 does not enter.",
+    ),
+):
+    case(
+        id=f"observation-{where}-level",
+        section="Observation",
+        title=f"{where}-level observation: before or after the occurrence",
+        doc=text,
+        data=_copy(_ENTRY_OBS),
+        spec=spec(cohort_spec, _BY_MONTH, {"name": "flow", "attrition": True}),
+        expected={"by_month": by_month, "flow": flow},
+    )
 _DEMO_DATA = {
     "person": [
         person(1, F, 2002, month_of_birth=12),
@@ -944,6 +990,87 @@ case(
     ),
     expected={"persons": [(2,)]},
 )
+
+_QUALIFY = {
+    "person": [person(1), person(2), person(3)],
+    "condition_occurrence": [
+        cond(1, 100, "2020-01-01"),
+        cond(1, 100, "2020-03-01"),
+        cond(1, 100, "2020-05-01"),
+        cond(2, 100, "2020-02-01"),
+        cond(3, 100, "2020-04-01"),
+    ],
+    "drug_exposure": [
+        drug(1, 500, "2020-03-10"),
+        drug(1, 500, "2020-05-05"),
+        drug(2, 500, "2020-02-05"),
+    ],
+    "measurement": [meas(3, 3000, "2020-04-15")],
+}
+_DRUG_AFTER = {"require": {"drug": [500], "window": {"start": 0, "end": 30}}}
+_FLOW = {"name": "flow", "attrition": True}
+for cid, cohort_spec, by_month, flow, text in (
+    (
+        "criteria-on-entry",
+        {"entry": {"condition": [100], "occurrence": "first", "criteria": [_DRUG_AFTER]}},
+        [(2, 1), (3, 1)],
+        [(0, "entry", 2)],
+        "`criteria` inside `entry` are attached to the entry event: written like cohort "
+        "criteria, evaluated for every candidate event with *its* start date as index, and "
+        "applied *before* `occurrence` (ATLAS's correlated criteria on a primary event). "
+        "`occurrence: first` then picks the first event that has a drug within 30 days: person "
+        "1's 2020-03-01, not 2020-01-01. Person 3 never has one.",
+    ),
+    (
+        "criteria-after-occurrence",
+        {"entry": {"condition": [100], "occurrence": "first"}, "criteria": [_DRUG_AFTER]},
+        [(2, 1)],
+        [(0, "entry", 3), (1, "criteria[0]", 1)],
+        "The same criterion at the cohort level applies *after* `occurrence`: person 1's first "
+        "event (2020-01-01) has no drug within 30 days, so person 1 does not enter.",
+    ),
+    (
+        "qualified-occurrence",
+        {
+            "entry": {"condition": [100], "occurrence": "all"},
+            "criteria": [_DRUG_AFTER],
+            "qualified_occurrence": "last",
+        },
+        [(2, 1), (5, 1)],
+        [(0, "entry", 3), (1, "criteria[0]", 2)],
+        "`qualified_occurrence` (`first`, `last`; default `all`) picks among each person's "
+        "entries that passed *every* rule (ATLAS's qualified / expression limit, \"the first "
+        'qualifying event"): here every event enters, the criterion keeps those with a drug '
+        "within 30 days, and person 1 keeps the last of them (2020-05-01). Persons are not "
+        "changed by the pick, so attrition has no step for it.",
+    ),
+    (
+        "criteria-on-one-entry-event",
+        {
+            "entry": {
+                "any_of": [
+                    {"condition": [100], "criteria": [_DRUG_AFTER]},
+                    {"measurement": [3000]},
+                ],
+                "occurrence": "first",
+            }
+        },
+        [(2, 1), (3, 1), (4, 1)],
+        [(0, "entry", 3)],
+        "With `any_of`, each entry event carries its own `criteria`: a condition is a candidate "
+        "only with a drug within 30 days, a measurement always. Person 3's condition "
+        "(2020-04-01) is not a candidate, the measurement (2020-04-15) is.",
+    ),
+):
+    case(
+        id=cid,
+        section="Criteria",
+        title=cid.replace("-", " "),
+        doc=text,
+        data=_copy(_QUALIFY),
+        spec=spec(cohort_spec, _BY_MONTH, _FLOW),
+        expected={"by_month": by_month, "flow": flow},
+    )
 
 # --------------------------------------------------------------------------------------------
 # Exit and eras

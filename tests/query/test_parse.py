@@ -221,3 +221,62 @@ def test_value_ranges_parse_and_dump_back(value, model):
     assert study.cohort.entry.events[0].value == model
     assert dump_study(study)["cohort"]["entry"]["value"] == value
     assert parse_study(dump_study(study)) == study
+
+
+def test_entry_window_criteria_and_qualified_occurrence_round_trip_and_build():
+    spec = """
+study: x
+cohort:
+  entry:
+    any_of:
+      - condition: [1]
+        criteria: [{require: {drug: [2], window: {start: 0, end: 30}}}]
+      - measurement: [3]
+    occurrence: first
+    observation_window: {prior_days: 30}
+  qualified_occurrence: last
+analyses: [{name: a, count: persons}]
+"""
+    study = parse_study(spec)
+    entry = study.cohort.entry
+    require = m.Require(b.drug(2), m.Window(0, 30))
+    assert entry.observation_window == m.Observation(30, 0)
+    assert entry.criteria == ((require,), ())
+    assert study.cohort.qualified_occurrence is m.Occurrence.LAST
+    assert parse_study(dump_study(study)) == study
+    built = (
+        b.StudyBuilder("x")
+        .entry(b.condition(1), b.measurement(3), prior_days=30, criteria=[[require], []])
+        .qualified_occurrence("last")
+        .count("a")
+        .build()
+    )
+    assert built == study
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({"condition": [1], "observation_window": {"prior_days": -1}},
+         "cohort.entry.observation_window.prior_days: -1 is below 0"),
+        ({"condition": [1], "criteria": [{"require": {"drug": [2], "window": {"start": 3, "end": 1}}}]},
+         "cohort.entry.criteria[0].require.window: start 3 is after end 1"),
+        ({"any_of": [{"condition": [1], "criteria": {"exclude": {"drug": [2]}}}]},
+         "cohort.entry.any_of[0].criteria: must be a list of criteria, not a mapping"),
+        ({"any_of": [{"condition": [1]}], "criteria": []},
+         "cohort.entry.criteria: unknown key (expected any_of, occurrence, observation_window)"),
+    ],
+)  # fmt: skip
+def test_entry_criteria_errors_have_paths(entry, expected):
+    spec = {
+        "study": "x",
+        "cohort": {"entry": entry},
+        "analyses": [{"name": "a", "count": "persons"}],
+    }
+    assert errors(spec) == [expected]
+
+
+def test_qualified_occurrence_error():
+    spec = {"study": "x", "cohort": {"entry": {"condition": [1]}, "qualified_occurrence": "one"},
+            "analyses": [{"name": "a", "count": "persons"}]}  # fmt: skip
+    assert errors(spec) == ["cohort.qualified_occurrence: 'one' is not one of first, last, all"]

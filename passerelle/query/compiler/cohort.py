@@ -162,9 +162,14 @@ class CohortCompiler:
         return q.and_(*conds)
 
     def event_select(
-        self, domain: m.Domain, events: list[m.Event], extras: tuple[str, ...] = ()
+        self,
+        domain: m.Domain,
+        events: list[m.Event],
+        extras: tuple[str, ...] = (),
+        flags: tuple[tuple[str, exp.Expression], ...] = (),
     ) -> exp.Select:
-        """Rows of one domain's table matching any of `events` (all of that domain)."""
+        """Rows of one domain's table matching any of `events` (all of that domain), with
+        the extra `flags` columns (name, expression over alias ``t``)."""
         info = m.DOMAINS[domain]
         t = "t"
         start = q.col(info.start_column, t)
@@ -187,6 +192,7 @@ class CohortCompiler:
                 q.col(info.value_column, t) if info.value_column else q.null(q.DOUBLE), "value_num"
             ),
             *[q.alias(q.col(x, t), f"x_{x}") for x in extras],
+            *[q.alias(f, name) for name, f in flags],
         ]
         match = q.or_(*[self.event_match(e, t) for e in events])
         return (
@@ -226,7 +232,10 @@ class CohortCompiler:
         by_domain: dict[m.Domain, list[m.Event]] = {}
         for event in cohort.entry.events:
             by_domain.setdefault(event.domain, []).append(event)
-        parts = [self.event_select(d, evs, extras) for d, evs in by_domain.items()]
+        parts = [
+            self.event_select(d, evs, extras, self.entry_flags(cohort.entry, d))
+            for d, evs in by_domain.items()
+        ]
         union: exp.Query = parts[0]
         for part in parts[1:]:
             union = exp.union(union, part, distinct=False)
@@ -234,8 +243,11 @@ class CohortCompiler:
 
         source = "entry_events"
         exit_ = cohort.exit
-        if exit_ is not None and exit_.kind is m.ExitKind.EXPOSURE:
-            source = self.exposure_eras(ctes, exit_.gap_days)
+        era = exit_ is not None and exit_.kind is m.ExitKind.EXPOSURE
+        if era:
+            source = self.exposure_eras(ctes, exit_.gap_days if exit_ else 0)
+        if cohort.entry.filtered:
+            source = self.entry_candidates(ctes, cohort.entry, source, era)
         occ = cohort.entry.occurrence
         entry_cols: list[exp.Expression] = [
             exp.Star(),
@@ -248,15 +260,8 @@ class CohortCompiler:
                 "entry_no",
             ),
         ]
-        if source != "entry_events":
-            entry_cols.append(
-                q.alias(
-                    q.window(
-                        exp.Max(this=q.col("end_date")), [q.col("person_id"), q.col("era_no")]
-                    ),
-                    "era_end",
-                )
-            )
+        if era and not cohort.entry.filtered:
+            entry_cols.append(q.alias(self.era_end(), "era_end"))
         ctes.add("entries", q.select(*entry_cols).from_(source, copy=False))
 
         e, p = "e", "p"
@@ -273,7 +278,7 @@ class CohortCompiler:
             q.alias(self.year(q.col("start_date", e)) - q.col("year_of_birth", p), "age"),
             *[q.alias(q.col(x, p), f"p_{x}") for x in person_extras],
         ]
-        if source != "entry_events":
+        if era:
             cand_cols.append(q.alias(q.col("era_end", e), "era_end"))
         cand = (
             q.select(*cand_cols)
@@ -287,23 +292,103 @@ class CohortCompiler:
         if occ is not m.Occurrence.ALL:
             cand = cand.where(q.col("entry_no", e).eq(1), copy=False)
         periods = needs_period(study)
+        names = [c.alias for c in cand_cols]
         if periods:
             ctes.add("entered", cand)
-            self.observed(ctes)
-            cand = self.with_period([c.alias for c in cand_cols])
+            ctes.add("observed", self.period_ranks("entered", "entry_no"))
+            cand = self.with_period("entered", "observed", "entry_no", names)
+            names += ["op_start", "op_end"]
         ctes.add("candidates", cand)
         if flagged:
             return self.flagged(ctes, cohort)
         kept = self.kept(ctes, cohort)
+        if cohort.qualified_occurrence is not m.Occurrence.ALL:
+            kept = self.qualified(ctes, kept, cohort.qualified_occurrence, names)
         if exit_ is None:
             ctes.add(FINAL, kept)
         else:
             ctes.add("cohort", kept)
-            names = [c.alias for c in cand_cols]
-            if periods:
-                names += ["op_start", "op_end"]
             self.exits(ctes, cohort, exit_, names)
         return []
+
+    def era_end(self) -> exp.Expression:
+        """The end of the exposure era of each entry event (over all entry events)."""
+        return q.window(exp.Max(this=q.col("end_date")), [q.col("person_id"), q.col("era_no")])
+
+    def entry_flags(
+        self, entry: m.Entry, domain: m.Domain
+    ) -> tuple[tuple[str, exp.Expression], ...]:
+        """With entry criteria: one 0/1 column ``m_<i>`` per entry event, 1 when the row (of
+        `domain`'s table, alias ``t``) matches ``entry.events[i-1]``."""
+        if not any(entry.criteria):
+            return ()
+        return tuple(
+            (f"m_{i}", q.flag(self.event_match(e, "t")) if e.domain is domain else q.num(0))
+            for i, e in enumerate(entry.events, start=1)
+        )
+
+    def entry_candidates(self, ctes: Ctes, entry: m.Entry, source: str, era: bool) -> str:
+        """``entry_pool``: every entry event numbered per person (``ev_no``) with its start
+        date as ``index_date`` (and, with an exposure exit, its era's end over all events);
+        ``entry_candidates``: those passing the entry's observation and criteria."""
+        pool_cols: list[exp.Expression] = [
+            exp.Star(),
+            q.alias(q.col("start_date"), "index_date"),
+            q.alias(q.window(exp.RowNumber(), [q.col("person_id")], key_order()), "ev_no"),
+        ]
+        if era:
+            pool_cols.append(q.alias(self.era_end(), "era_end"))
+        src = ctes.add("entry_pool", q.select(*pool_cols).from_(source, copy=False))
+        criteria = entry.all_criteria()
+        if entry.observation_window is not None or any(
+            leaf.window.observed for leaf in self.leaves(criteria)
+        ):
+            ctes.add("entry_observed", self.period_ranks(src, "ev_no"))
+            src = ctes.add("entry_periods", self.with_period(src, "entry_observed", "ev_no", None))
+        sel, names = self.criteria_join(ctes, src, "ev_no", criteria)
+        conds: list[exp.Expression] = []
+        if entry.observation_window is not None:
+            conds.append(self.observation_holds("c", entry.observation_window))
+        if any(entry.criteria):
+            conds.append(
+                exp.Paren(
+                    this=q.or_(
+                        *[
+                            exp.Paren(
+                                this=q.and_(
+                                    q.col(f"m_{i}", "c").eq(1),
+                                    *[self.criterion_holds(x, names) for x in crits],
+                                )
+                            )
+                            for i, crits in enumerate(entry.criteria, start=1)
+                        ]
+                    )
+                )
+            )
+        return ctes.add("entry_candidates", sel.where(q.and_(*conds), copy=False))
+
+    def qualified(
+        self, ctes: Ctes, kept: exp.Select, occ: m.Occurrence, names: list[str]
+    ) -> exp.Select:
+        """Each person's first / last entry among those `kept` (``qualified_occurrence``)."""
+        ctes.add("qualified_pool", kept)
+        desc = occ is m.Occurrence.LAST
+        order = [
+            q.ordered(q.col("index_date"), desc=desc, nulls_first=desc),
+            *key_order(desc=desc)[1:],
+        ]
+        ctes.add(
+            "qualifying",
+            q.select(
+                exp.Star(),
+                q.alias(q.window(exp.RowNumber(), [q.col("person_id")], order), "q_no"),
+            ).from_("qualified_pool", copy=False),
+        )
+        return (
+            q.select(*[q.col(n) for n in names])
+            .from_("qualifying", copy=False)
+            .where(q.col("q_no").eq(1), copy=False)
+        )
 
     def exposure_eras(self, ctes: Ctes, gap_days: int) -> str:
         """Eras of all entry events per person: an event opens a new era when it starts more
@@ -328,7 +413,9 @@ class CohortCompiler:
         )
         return "exposure_eras"
 
-    def observed(self, ctes: Ctes) -> None:
+    def period_ranks(self, source: str, key: str) -> exp.Select:
+        """Per row of `source` (person_id, `key`, index_date): every observation period
+        containing the index, ranked (earliest start, then latest end, first)."""
         c, op = "c", "op"
         start, end = (
             q.col("observation_period_start_date", op),
@@ -336,19 +423,18 @@ class CohortCompiler:
         )
         rank = q.window(
             exp.RowNumber(),
-            [q.col("person_id", c), q.col("entry_no", c)],
+            [q.col("person_id", c), q.col(key, c)],
             [q.ordered(start.copy()), q.ordered(end.copy(), desc=True)],
         )
-        ctes.add(
-            "observed",
+        return (
             q.select(
                 q.alias(q.col("person_id", c), "person_id"),
-                q.alias(q.col("entry_no", c), "entry_no"),
+                q.alias(q.col(key, c), key),
                 q.alias(start, "op_start"),
                 q.alias(end, "op_end"),
                 q.alias(rank, "op_rank"),
             )
-            .from_(exp.alias_(exp.to_table("entered"), c, table=True), copy=False)
+            .from_(exp.alias_(exp.to_table(source), c, table=True), copy=False)
             .join(
                 self.table(m.OBSERVATION_PERIOD_TABLE, op),
                 on=q.and_(
@@ -357,25 +443,30 @@ class CohortCompiler:
                     end.copy() >= q.col("index_date", c),
                 ),
                 copy=False,
-            ),
+            )
         )
 
-    def with_period(self, names: list[str]) -> exp.Select:
-        """``entered`` with the start and end of the observation period containing the index
-        (NULL when none does)."""
+    def with_period(self, source: str, ranks: str, key: str, names: list[str] | None) -> exp.Select:
+        """`source`'s columns `names` (None: all) with the start and end of the observation
+        period containing the index (NULL when none does), from `ranks`."""
         c, o = "c", "o"
+        cols = (
+            [exp.Column(this=exp.Star(), table=exp.to_identifier(c))]
+            if names is None
+            else [q.col(n, c) for n in names]
+        )
         return (
             q.select(
-                *[q.col(n, c) for n in names],
+                *cols,
                 q.alias(q.col("op_start", o), "op_start"),
                 q.alias(q.col("op_end", o), "op_end"),
             )
-            .from_(exp.alias_(exp.to_table("entered"), c, table=True), copy=False)
+            .from_(exp.alias_(exp.to_table(source), c, table=True), copy=False)
             .join(
-                exp.alias_(exp.to_table("observed"), o, table=True),
+                exp.alias_(exp.to_table(ranks), o, table=True),
                 on=q.and_(
                     q.col("person_id", o).eq(q.col("person_id", c)),
-                    q.col("entry_no", o).eq(q.col("entry_no", c)),
+                    q.col(key, o).eq(q.col(key, c)),
                     q.col("op_rank", o).eq(1),
                 ),
                 join_type="left",
@@ -408,26 +499,67 @@ class CohortCompiler:
             else:
                 yield from self.leaves(c.criteria)
 
-    def criterion_counts(self, ctes: Ctes, leaf: m.Require | m.Exclude) -> str:
+    def criterion_counts(
+        self, ctes: Ctes, leaf: m.Require | m.Exclude, source: str, key: str
+    ) -> str:
+        """Per row of `source` (person_id, `key`): how many `leaf` events start in its
+        window (rows without one are absent)."""
+
         def build() -> exp.Select:
             ev = self.event_cte(ctes, leaf.event)
             c, t = "c", "t"
             return (
                 q.select(
                     q.alias(q.col("person_id", c), "person_id"),
-                    q.alias(q.col("entry_no", c), "entry_no"),
+                    q.alias(q.col(key, c), key),
                     q.alias(q.count_star(), "n"),
                 )
-                .from_(exp.alias_(exp.to_table("candidates"), c, table=True), copy=False)
+                .from_(exp.alias_(exp.to_table(source), c, table=True), copy=False)
                 .join(
                     exp.alias_(exp.to_table(ev), t, table=True),
                     on=q.and_(*self.in_window(t, c, leaf.window)),
                     copy=False,
                 )
-                .group_by(q.col("person_id", c), q.col("entry_no", c), copy=False)
+                .group_by(q.col("person_id", c), q.col(key, c), copy=False)
             )
 
-        return ctes.once(("criterion", leaf.event, leaf.window), "crit", build)
+        return ctes.once(("criterion", source, leaf.event, leaf.window), "crit", build)
+
+    def criteria_join(
+        self, ctes: Ctes, source: str, key: str, criteria: tuple[m.Criterion, ...]
+    ) -> tuple[exp.Select, dict[Any, str]]:
+        """``source c`` left-joined to the counts of every leaf of `criteria` (aliases
+        ``k_<n>``, by (event, window) in the returned names)."""
+        c = "c"
+        sel = q.select(exp.Column(this=exp.Star(), table=exp.to_identifier(c))).from_(
+            exp.alias_(exp.to_table(source), c, table=True), copy=False
+        )
+        names: dict[Any, str] = {}
+        for leaf in self.leaves(criteria):
+            lk = (leaf.event, leaf.window)
+            if lk not in names:
+                names[lk] = k = f"k_{len(names) + 1}"
+                crit = self.criterion_counts(ctes, leaf, source, key)
+                sel = sel.join(
+                    exp.alias_(exp.to_table(crit), k, table=True),
+                    on=q.and_(
+                        q.col("person_id", k).eq(q.col("person_id", c)),
+                        q.col(key, k).eq(q.col(key, c)),
+                    ),
+                    join_type="left",
+                    copy=False,
+                )
+        return sel, names
+
+    def observation_holds(self, c: str, ob: m.Observation) -> exp.Expression:
+        """The index of row `c` lies in its observation period (op_start / op_end) with
+        `ob`'s days before and after it."""
+        index = q.col("index_date", c)
+        return q.and_(
+            exp.Not(this=exp.Is(this=q.col("op_start", c), expression=exp.Null())),
+            self.date_add(q.col("op_start", c), ob.prior_days) <= index,
+            q.col("op_end", c) >= self.date_add(index.copy(), ob.post_days),
+        )
 
     def criterion_holds(self, c: m.Criterion, names: dict[Any, str]) -> exp.Expression:
         if isinstance(c, m.Require):
@@ -446,20 +578,11 @@ class CohortCompiler:
         """``candidates c`` joined to the criteria counts, and one condition per attrition
         step after ``entry``."""
         c = "c"
-        sel = q.select(exp.Column(this=exp.Star(), table=exp.to_identifier(c))).from_(
-            exp.alias_(exp.to_table("candidates"), c, table=True), copy=False
-        )
+        sel, names = self.criteria_join(ctes, "candidates", "entry_no", cohort.criteria)
         conds: list[exp.Expression] = []
         index = q.col("index_date", c)
         if cohort.observation is not None:
-            ob = cohort.observation
-            conds.append(
-                q.and_(
-                    exp.Not(this=exp.Is(this=q.col("op_start", c), expression=exp.Null())),
-                    self.date_add(q.col("op_start", c), ob.prior_days) <= index.copy(),
-                    q.col("op_end", c) >= self.date_add(index.copy(), ob.post_days),
-                )
-            )
+            conds.append(self.observation_holds(c, cohort.observation))
         if cohort.demographics is not None:
             d = cohort.demographics
             demo: list[exp.Expression] = []
@@ -481,22 +604,6 @@ class CohortCompiler:
             if cohort.period.end is not None:
                 period.append(index.copy() <= q.date_lit(cohort.period.end))
             conds.append(q.and_(*period))
-        names: dict[Any, str] = {}
-        for leaf in self.leaves(cohort.criteria):
-            key = (leaf.event, leaf.window)
-            if key not in names:
-                names[key] = f"k_{len(names) + 1}"
-                crit = self.criterion_counts(ctes, leaf)
-                k = names[key]
-                sel = sel.join(
-                    exp.alias_(exp.to_table(crit), k, table=True),
-                    on=q.and_(
-                        q.col("person_id", k).eq(q.col("person_id", c)),
-                        q.col("entry_no", k).eq(q.col("entry_no", c)),
-                    ),
-                    join_type="left",
-                    copy=False,
-                )
         for crit_ in cohort.criteria:
             conds.append(self.criterion_holds(crit_, names))
         return sel, conds
