@@ -189,15 +189,17 @@ study = (
 ## Importing ATLAS cohorts
 
 `passerelle study import-atlas COHORT.json --out spec.yaml` converts an ATLAS / Circe cohort
-definition: concept sets (descendants, exclusions, mixed flags), primary criteria and their
-limit, the observation window, additional criteria and inclusion rules (nested groups,
+definition: concept sets (descendants, exclusions, mixed flags), primary criteria (every
+numeric operator, correlated criteria as the entry event's `criteria`) and their limit, the
+observation window (the entry's `observation_window`), the qualified and expression limits
+(`qualified_occurrence`), additional criteria and inclusion rules (nested groups,
 windows, occurrence counts, Circe's restriction to the index's observation period as
 `observed: true`), age and gender rules, and the end strategy (fixed offset, event end, drug
 era, end of observation) with the era pad. Every part it cannot express is named with its
 JSON path (for example `InclusionRules[2].expression.CriteriaList[0].RestrictVisit: is not
 supported`) and no spec is written unless `--partial` is given; documented edge differences
 (Circe ends an event without an end date one day after its start) are printed as notes.
-17 of the 23 Phenotype Library definitions in the test data convert fully.
+All 23 Phenotype Library definitions in the test data convert fully.
 
 ## Examples
 

@@ -6,12 +6,19 @@ What converts (Circe -> spec):
   ``exact`` / ``exclude`` / ``exclude_exact`` with ``descendants: true`` (exactly the same set);
 - primary criteria: each criterion -> an entry event (several -> ``any_of``); concept set,
   ``OccurrenceStartDate``, ``ValueAsNumber`` (every operator: strict ``gt`` / ``lt``, negated
-  ``!bt`` / ``!eq`` -> ``not_between``), ``ValueAsConcept``,
-  ``Unit``; ``First: true`` on a single criterion -> ``occurrence: first`` (its date range then
-  becomes the cohort ``period``, as Circe filters dates after picking the first event);
-- ``ObservationWindow`` -> ``observation`` (Circe always requires one);
-- primary / qualified / expression limits -> ``occurrence`` where the order of evaluation
-  allows it;
+  ``!bt`` / ``!eq`` -> ``not_between``), ``ValueAsConcept``, ``Unit``; ``CorrelatedCriteria``
+  -> ``criteria`` on that entry event (applied before the occurrence pick, as Circe does);
+- ``ObservationWindow`` -> the entry's ``observation_window`` (Circe keeps only primary events
+  inside an observation period with the window, then applies the limit: ``occurrence: first``
+  is the first event *with* the window) and the cohort's ``observation`` (which then loses no
+  entry; it caps the exit at the period's end, as Circe does);
+- ``First: true`` on a single criterion -> ``occurrence: first`` picked before everything else
+  (as Circe picks a criterion's first event inside the criterion): its date range becomes the
+  cohort ``period``, its correlated criteria and the observation window cohort rules;
+- limits: the primary limit -> ``occurrence``; the qualified limit (only when
+  ``AdditionalCriteria`` is given: Circe ignores it otherwise) and the expression limit ->
+  ``qualified_occurrence`` when criteria lie before them, else ``occurrence``. A qualified
+  limit between additional criteria and inclusion rules is named as a problem;
 - additional criteria and inclusion rules (``ALL`` / ``ANY`` / ``AT_LEAST 1`` groups, nested;
   correlated criteria with start windows and occurrence counts ``at least`` / ``at most`` /
   ``exactly``; ``IgnoreObservationPeriod: false`` -> ``observed: true``) -> ``criteria``, named
@@ -24,7 +31,7 @@ Anything else with a value (censoring criteria, censor window, ``UseEventEnd``,
 ``RestrictVisit``, distinct counts, type concepts, criteria-level age/gender, source-concept
 filters, ...) is named as a *problem* with its JSON path; nothing is silently dropped and
 nothing guessed. Documented differences that only matter at the edges (Circe's +1 day for
-events without an end date, events outside every observation period) are reported as *notes*.
+events without an end date) are reported as *notes*.
 """
 
 from __future__ import annotations
@@ -184,6 +191,9 @@ class _Converter:
                 block["value_concepts" if key == "ValueAsConcept" else "unit"] = [
                     c["CONCEPT_ID"] for c in value
                 ]
+            elif key == "CorrelatedCriteria" and primary:
+                if not _empty(value):
+                    extras["correlated"] = (kp, value)
             elif key.endswith("TypeExclude"):
                 type_key = key[: -len("Exclude")]
                 if value and _empty(body.get(type_key)):
@@ -355,36 +365,53 @@ class _Converter:
             events.append(block)
             extras.append(ex)
         cohort: dict[str, Any] = {}
+        ow = pc.get("ObservationWindow") or {}
+        observation = {
+            "prior_days": int(ow.get("PriorDays") or 0),
+            "post_days": int(ow.get("PostDays") or 0),
+        }
+        # Correlated criteria on a primary criterion: a criterion dict, True (restricts
+        # nothing) or None (could not convert: already reported).
+        correlated: list[Any] = []
+        for ex in extras:
+            if "correlated" in ex:
+                cpath, group = ex["correlated"]
+                correlated.append(self.group(cpath, group, None))
+            else:
+                correlated.append(True)
 
-        # occurrence: the primary limit, or a later limit when nothing filters in between
-        has_additional = not _empty(d.get("AdditionalCriteria")) and bool(
-            (d.get("AdditionalCriteria") or {}).get("CriteriaList")
-            or (d.get("AdditionalCriteria") or {}).get("Groups")
-            or (d.get("AdditionalCriteria") or {}).get("DemographicCriteriaList")
+        ac = d.get("AdditionalCriteria")
+        has_additional = not _empty(ac) and bool(
+            (ac or {}).get("CriteriaList")
+            or (ac or {}).get("Groups")
+            or (ac or {}).get("DemographicCriteriaList")
         )
         rules = d.get("InclusionRules") or []
-        limits = [
-            ((pc.get("PrimaryCriteriaLimit") or {}).get("Type", "All"), "PrimaryCriteriaLimit", False),
-            ((d.get("QualifiedLimit") or {}).get("Type", "All"), "QualifiedLimit", has_additional),
-            ((d.get("ExpressionLimit") or {}).get("Type", "All"), "ExpressionLimit",
-             has_additional or bool(rules)),
-        ]  # fmt: skip
-        occurrence = "all"
-        for value, key, after_criteria in limits:
+        limits = {}
+        for key, limit in (
+            ("PrimaryCriteriaLimit", pc.get("PrimaryCriteriaLimit")),
+            ("QualifiedLimit", d.get("QualifiedLimit")),
+            ("ExpressionLimit", d.get("ExpressionLimit")),
+        ):
+            value = (limit or {}).get("Type", "All")
             if value not in LIMITS:
                 self.problem(f"{key}.Type", f"{value!r} is not supported")
-                break
-            if value == "All":
-                continue
-            if after_criteria:
-                self.problem(key, f"{value} applies after criteria (the {value.lower()} qualifying "
-                             "event); Passerelle picks the occurrence before criteria")  # fmt: skip
-            occurrence = LIMITS[value]
-            break
+                value = "All"
+            limits[key] = LIMITS[value]
+        # Circe applies the qualified limit only when AdditionalCriteria is given (even empty).
+        qualified = limits["QualifiedLimit"] if ac is not None else "all"
+
+        entry_criteria: list[Any] = []
+        cohort_criteria: list[dict[str, Any]] = []
+        occurrence = "all"
         firsts = [ex.get("first") for ex in extras]
         if any(firsts):
-            if len(crits) == 1 and all(k in ("first", "dates", "codeset") for k in extras[0]):
-                if occurrence == "last":
+            # Circe picks a criterion's first event before anything else (its date range,
+            # correlated criteria and the observation window then apply to that event).
+            if len(crits) == 1 and all(
+                k in ("first", "dates", "codeset", "correlated") for k in extras[0]
+            ):
+                if limits["PrimaryCriteriaLimit"] == "last":
                     self.problem(
                         "PrimaryCriteria", "First together with a Last limit is not supported"
                     )
@@ -393,26 +420,46 @@ class _Converter:
                 if "dates" in extras[0] and first is not None:
                     first.pop("dates", None)
                     cohort["period"] = extras[0]["dates"]
+                if isinstance(correlated[0], dict):
+                    cohort_criteria.append({"name": "correlated criteria", **correlated[0]})
             else:
                 self.problem("PrimaryCriteria.CriteriaList", "First on one of several criteria (or "
                              "with value filters) is not supported")  # fmt: skip
+        else:
+            # Circe keeps the primary events inside an observation period with the window,
+            # filtered by their correlated criteria, then applies the primary limit.
+            entry_criteria = correlated
+            if limits["PrimaryCriteriaLimit"] != "all":
+                occurrence = limits["PrimaryCriteriaLimit"]
+            elif qualified != "all" and not has_additional:
+                occurrence = qualified  # nothing filters before it: pick among the events
+            elif qualified != "all":
+                if rules:
+                    self.problem("QualifiedLimit", f"{qualified.title()} applies between the "
+                                 "additional criteria and the inclusion rules; not supported "
+                                 "with both")  # fmt: skip
+                cohort["qualified_occurrence"] = qualified
+            elif limits["ExpressionLimit"] != "all":
+                if has_additional or rules:
+                    cohort["qualified_occurrence"] = limits["ExpressionLimit"]
+                else:
+                    occurrence = limits["ExpressionLimit"]
+        blocks = []
+        for i, e in enumerate(events):
+            if e is None:
+                continue
+            crit = entry_criteria[i] if entry_criteria else True
+            if crit is None:
+                continue  # reported
+            blocks.append({**e, "criteria": [crit]} if isinstance(crit, dict) else e)
         entry: dict[str, Any]
-        good = [e for e in events if e is not None]
-        entry = dict(good[0]) if len(good) == 1 and len(events) == 1 else {"any_of": good}
+        entry = dict(blocks[0]) if len(blocks) == 1 and len(events) == 1 else {"any_of": blocks}
         entry["occurrence"] = occurrence
+        if not any(firsts):
+            entry["observation_window"] = dict(observation)
+        qualified_key = cohort.pop("qualified_occurrence", None)
         cohort = {"entry": entry, **cohort}
-
-        ow = pc.get("ObservationWindow") or {}
-        prior, post = int(ow.get("PriorDays") or 0), int(ow.get("PostDays") or 0)
-        cohort["observation"] = {"prior_days": prior, "post_days": post}
-        if occurrence != "all" and (prior or post):
-            self.problem("PrimaryCriteria.ObservationWindow", f"Circe picks the {occurrence} event "
-                         "among those with this observation; Passerelle picks it first, then "
-                         "requires the observation")  # fmt: skip
-        elif occurrence != "all":
-            self.notes.append("Circe picks the limit among events inside an observation period; "
-                              "Passerelle picks first, then requires one: they differ only for "
-                              "events outside every observation period")  # fmt: skip
+        cohort["observation"] = observation
 
         demographics: dict[str, Any] = {}
         criteria: list[dict[str, Any]] = []
@@ -436,8 +483,11 @@ class _Converter:
             criteria.append({"name": nm, **crit})
         if demographics:
             cohort["demographics"] = demographics
+        criteria = cohort_criteria + criteria
         if criteria:
             cohort["criteria"] = criteria
+        if qualified_key is not None:
+            cohort["qualified_occurrence"] = qualified_key
 
         exit_ = self.exit(d, events, extras)
         if exit_ is not None:
