@@ -9,11 +9,12 @@ against a one-line endpoint give the baseline: what the machine gives right now.
 need PASSERELLE_TEST_POSTGRES_URL (a fresh schema is created and dropped).
 
 Wall-clock figures depend on what else the machine runs, so each scenario also reports CPU
-time per request, which does not: the uvicorn processes' and the load generator's CPU time
-during the load (from /proc and the kernel's accounting of child processes) divided by the
-calls served, and the CPU time in this process through the ASGI app (no network, no server;
-`time.process_time` around CPU_CALLS calls, next to the same client against a one-line FastAPI
-endpoint). The notes give the load average.
+time per request, which does not: the CPU time of the uvicorn processes, of the load generator
+and, for PostgreSQL on this machine, of the server's backends serving the benchmark's
+connections (found by application_name), during the load (from /proc and the kernel's
+accounting of child processes), divided by the calls served; and the CPU time in this process
+through the ASGI app (no network, no server; `time.process_time` around CPU_CALLS calls, next
+to the same client against a one-line FastAPI endpoint). The notes give the load average.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -152,6 +154,39 @@ def _serve(factory: str, url: str, data_dir: Path, port: int, ready: str) -> sub
     raise RuntimeError("uvicorn did not start")
 
 
+def _proc_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of one process (Linux /proc), None if it is not visible."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+DbCpu = Callable[[], dict[int, float]]  # the database server's processes serving us: CPU seconds
+
+
+def _no_db_process() -> dict[int, float]:
+    return {}  # SQLite runs inside the uvicorn processes
+
+
+def _postgres_backends(admin: str, application_name: str) -> DbCpu:
+    """The PostgreSQL backends of this benchmark's connections (by application_name), when the
+    server runs on this machine (their /proc entries are visible)."""
+    import psycopg
+
+    def cpu() -> dict[int, float]:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                (application_name,),
+            ).fetchall()
+        found = {pid: _proc_cpu(pid) for (pid,) in pids}
+        return {pid: c for pid, c in found.items() if c is not None}
+
+    return cpu
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children still running (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -209,12 +244,15 @@ def _cpu_per_call(url: str, data_dir: Path, paths: list[str], headers: dict[str,
 
 
 def _load(
-    port: int, paths: list[str], headers: dict[str, str], server_pid: int, use_wrk: bool
-) -> tuple[loadgen.Load, float]:
-    """The load generator's figures and the server processes' CPU seconds during the load."""
+    port: int, paths: list[str], headers: dict[str, str], server_pid: int, db_cpu: DbCpu
+) -> tuple[loadgen.Load, float, float]:
+    """The load generator's figures, and the CPU seconds the server processes and the database
+    server's processes used during the load."""
     cpu_before = [0.0]
+    db_before: dict[int, float] = {}
 
     def start() -> None:
+        db_before.update(db_cpu())
         cpu_before[0] = _cpu_seconds(server_pid)
 
     result = loadgen.load(
@@ -226,13 +264,14 @@ def _load(
         seconds=SECONDS,
         calls_per_connection=CALLS_PER_CONNECTION,
         warmup_calls=WARMUP,
-        use_wrk=use_wrk,
+        use_wrk=USE_WRK,
         on_start=start,
     )
     server_cpu = _cpu_seconds(server_pid) - cpu_before[0]
+    db_used = sum(c - db_before.get(pid, 0.0) for pid, c in db_cpu().items())
     if result.failures:
         raise RuntimeError(f"{result.failures} failed calls under load")
-    return result, server_cpu
+    return result, server_cpu, db_used
 
 
 SEARCHES = [
@@ -258,20 +297,20 @@ def _stack() -> str:
 
 
 def _loaded(
-    port: int, server_pid: int, paths: list[str], hd: dict[str, str]
-) -> tuple[loadgen.Load, float, str]:
-    """Load figures, server CPU seconds, and the note shared by the scenario's rows."""
-    result, server_cpu = _load(port, paths, hd, server_pid, USE_WRK)
+    port: int, server_pid: int, paths: list[str], hd: dict[str, str], db_cpu: DbCpu
+) -> tuple[loadgen.Load, float, float, str]:
+    """Load figures, server and database CPU seconds, and the note shared by the rows."""
+    result, server_cpu, db_used = _load(port, paths, hd, server_pid, db_cpu)
     how = (
         f"wrk, {CONNECTIONS} connections, {result.seconds:.0f} s"
         if result.tool == "wrk"
         else f"{result.tool}, 2 processes, {CONNECTIONS} connections x {CALLS_PER_CONNECTION}"
     )
     note = f"{how}; {_stack()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    return result, server_cpu, note
+    return result, server_cpu, db_used, note
 
 
-def _bench(backend: str, url: str, data_dir: Path) -> list[BenchRow]:
+def _bench(backend: str, url: str, data_dir: Path, db_cpu: DbCpu) -> list[BenchRow]:
     token = _seed(url, data_dir)
     scenarios = (
         ("catalogue search", SEARCHES, {}),
@@ -285,7 +324,7 @@ def _bench(backend: str, url: str, data_dir: Path) -> list[BenchRow]:
     port = _free_port()
     server = _serve("benchmarks.bench_access:floor_app", url, data_dir, port, "/ping")
     try:
-        ping, ping_cpu, _ = _loaded(port, server.pid, ["/ping"], {})
+        ping, ping_cpu, _, _ = _loaded(port, server.pid, ["/ping"], {}, _no_db_process)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -293,9 +332,14 @@ def _bench(backend: str, url: str, data_dir: Path) -> list[BenchRow]:
     server = _serve("passerelle.web.app:create_app", url, data_dir, port, "/api/v1/audit/head")
     try:
         for name, paths, headers in scenarios:
-            result, server_cpu, note = _loaded(port, server.pid, paths, headers)
+            result, server_cpu, db_used, note = _loaded(port, server.pid, paths, headers, db_cpu)
             server_ms = server_cpu / result.requests * 1000
             client_ms = result.client_cpu_s / result.requests * 1000
+            db_ms = db_used / result.requests * 1000
+            db_note = (
+                f" + PostgreSQL backends {db_ms:.2f} ms" if db_cpu is not _no_db_process else ""
+            )
+            total_ms = server_ms + client_ms + db_ms
             rows += [
                 BenchRow(
                     "access",
@@ -319,15 +363,15 @@ def _bench(backend: str, url: str, data_dir: Path) -> list[BenchRow]:
                 ),
                 BenchRow(
                     "access",
-                    f"{name} ({backend}) CPU per request under load, server + client",
-                    server_ms + client_ms,
+                    f"{name} ({backend}) CPU per request under load, server + client + db",
+                    total_ms,
                     "ms",
                     baseline_name="one-line endpoint, same server and load",
                     baseline=(ping_cpu + ping.client_cpu_s) / ping.requests * 1000,
                     goal="< 4 ms (500 req/s on 2 cores)",
                     note=f"uvicorn processes {server_ms:.2f} ms + load generator "
-                    f"{client_ms:.2f} ms: 2 idle cores would serve about "
-                    f"{2000 / (server_ms + client_ms):.0f} requests/s; {note}",
+                    f"{client_ms:.2f} ms{db_note}: 2 idle cores would serve about "
+                    f"{2000 / total_ms:.0f} requests/s; {note}",
                 ),
                 BenchRow(
                     "access",
@@ -361,14 +405,18 @@ def _postgres() -> tuple[str, str, str] | None:
         return None
     from passerelle.access.db import normalize_url
 
-    return admin, f"{normalize_url(admin)}?options={quote(f'-csearch_path={schema}')}", schema
+    # application_name: how the benchmark finds its own backends' processes (their CPU time)
+    options = f"options={quote(f'-csearch_path={schema}')}&application_name={schema}"
+    return admin, f"{normalize_url(admin)}?{options}", schema
 
 
 def run() -> list[BenchRow]:
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="bench-access-") as tmp:
         data_dir = Path(tmp)
-        rows += _bench("SQLite", f"sqlite:///{data_dir / 'passerelle.db'}", data_dir)
+        rows += _bench(
+            "SQLite", f"sqlite:///{data_dir / 'passerelle.db'}", data_dir, _no_db_process
+        )
         pg = _postgres()
         if pg is None:
             rows.append(
@@ -383,7 +431,7 @@ def run() -> list[BenchRow]:
         else:
             admin, url, schema = pg
             try:
-                rows += _bench("PostgreSQL", url, data_dir)
+                rows += _bench("PostgreSQL", url, data_dir, _postgres_backends(admin, schema))
             finally:
                 import psycopg
 
