@@ -280,3 +280,19 @@ def test_qualified_occurrence_error():
     spec = {"study": "x", "cohort": {"entry": {"condition": [1]}, "qualified_occurrence": "one"},
             "analyses": [{"name": "a", "count": "persons"}]}  # fmt: skip
     assert errors(spec) == ["cohort.qualified_occurrence: 'one' is not one of first, last, all"]
+
+
+def test_model_refuses_bad_entry_criteria_and_value_ranges():
+    cond = b.condition(1)
+    with pytest.raises(m.ModelError, match="has 2 criteria lists for 1 events"):
+        m.Entry((cond,), criteria=((), ()))
+    with pytest.raises(m.ModelError, match="outside a range needs both min and max"):
+        m.ValueRange(1, None, outside=True)
+    with pytest.raises(m.ModelError, match="an exclusive max needs a max"):
+        m.ValueRange(1, None, max_exclusive=True)
+    with pytest.raises(m.ModelError, match="is not first, last or all"):
+        m.Cohort(m.Entry((cond,)), qualified_occurrence="one")  # type: ignore[arg-type]
+    r = m.ValueRange(5, 10, min_exclusive=True)
+    assert [r.contains(v) for v in (None, 5, 5.5, 10, 10.5)] == [False, False, True, True, False]
+    out = m.ValueRange(5, 10, outside=True)
+    assert [out.contains(v) for v in (None, 4.9, 5, 10, 10.1)] == [False, True, False, False, True]

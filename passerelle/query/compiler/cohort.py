@@ -6,12 +6,18 @@ The CTEs, in order (each one's columns are the compiler's own names):
   table OR-ed so a row matching two events is one entry), with the ordering key of
   `model.Occurrence` (start date, domain rank, event id, concept id);
 - ``exposure`` / ``exposure_eras`` (exposure exit only): exposure eras over all entry events;
+- ``entry_pool`` / ``entry_observed`` / ``entry_periods`` / ``entry_candidates`` (only with the
+  entry's ``observation_window`` or ``criteria``): every entry event numbered per person
+  (``ev_no``), its observation period, and the events passing the entry's own rules (one 0/1
+  column ``m_<i>`` per entry event in ``entry_events`` says which event a row matched);
 - ``entries``: a per-person entry number (1 = the first / last entry for those occurrences);
 - ``candidates``: the entries after ``occurrence``, joined to ``person`` (age, sex, ...);
 - ``entered`` / ``observed`` (when a rule needs it): the observation period containing each
   index (earliest start, then latest end), as op_start / op_end of the candidates;
 - ``crit_N``: per entry, how many events of leaf criterion N start in its window;
 - ``flagged``: candidates with one 0/1 flag per attrition step (`model.attrition_steps`);
+- ``qualified_pool`` / ``qualifying`` (``qualified_occurrence`` first / last only): each
+  person's first / last entry passing every step;
 - ``cohort``: the entries passing every step; then ``exits`` / ``collapse_*`` for cohorts
   with an exit, collapsed into eras; the last one is always ``cohort_entries``.
 """
