@@ -40,7 +40,7 @@ WORKERS = int(os.environ.get("PASSERELLE_BENCH_WORKERS", "1"))
 DUCKDB_MEMORY = os.environ.get("PASSERELLE_BENCH_DUCKDB_MEMORY", "")
 
 
-def _sources() -> list[tuple[str, bytes, int]]:
+def _sources() -> list[tuple[str, list[bytes], int]]:
     out = []
     for p in sorted(BUNDLES.glob("*.json.gz")):
         if "Information" in p.name:  # hospital / practitioner directories, not patients
@@ -104,7 +104,7 @@ def fhir_resources_rate(folder: Path, every: int = 5) -> tuple[float, float, int
     a warm-up; the parse is not counted (the ingest's figures include theirs)."""
     from fhir.resources.R4B import get_fhir_model_class
 
-    resources = []
+    resources: list[dict] = []
     for f in sorted(folder.glob("*.json")):
         resources.extend(e["resource"] for e in orjson.loads(f.read_bytes())["entry"])
     resources = resources[::every]
