@@ -50,16 +50,45 @@ def test_every_case_compiles_and_parses_back(case, dialect):
         assert len(sqlglot.parse(sql, read=dialect)) == 1
 
 
-def test_the_script_has_one_statement_per_analysis():
+@pytest.mark.parametrize("dialect", ENGINE_DIALECTS)
+def test_the_script_creates_the_cohort_once_then_one_statement_per_analysis(dialect):
     study = parse_study(CELECOXIB)
-    script = compile_study(study, "duckdb")
-    assert len(sqlglot.parse(script, read="duckdb")) == len(study.analyses)
+    script = sqlglot.parse(compile_study(study, dialect), read=dialect)
+    tables = len(compiler_for(dialect).plan(study).tables)
+    # Spark caches the steps two later ones read (entered, candidates) as tables of their own
+    assert tables == (3 if dialect == "spark" else 1)
+    assert len(script) == tables + len(study.analyses) + tables
+    creates, analyses, drops = script[:tables], script[tables:-tables], script[-tables:]
+    assert all(isinstance(c, (sqlglot.exp.Create, sqlglot.exp.Cache)) for c in creates)
+    assert all(isinstance(d, sqlglot.exp.Drop) for d in drops)
+    for statement in analyses:
+        # no analysis recomputes the cohort: none reads a CDM table the entry events come from
+        assert "drug_exposure" not in statement.sql(dialect)
+        assert "study_cohort" in statement.sql(dialect)
+
+
+def test_an_attrition_statement_is_self_contained():
+    spec = CELECOXIB.replace("analyses:\n", "analyses:\n  - {name: flow, attrition: true}\n")
+    study = parse_study(spec)
+    plan = compiler_for("duckdb").plan(study)
+    (flow, sql), *others = plan.analyses
+    assert isinstance(flow, m.Attrition)
+    assert "study_cohort" not in sql and "drug_exposure" in sql
+    assert plan.tables and all("study_cohort" in s for _, s in others)
+
+
+def test_attrition_alone_creates_no_cohort_table():
+    spec = CELECOXIB.split("analyses:")[0] + "analyses:\n  - {name: flow, attrition: true}\n"
+    plan = compiler_for("duckdb").plan(parse_study(spec))
+    assert plan.tables == [] and plan.drop == [] and len(plan.analyses) == 1
 
 
 def test_dialect_differences_live_in_dialect_classes():
     study = parse_study(CELECOXIB)
     duck, spark = compile_study(study, "duckdb"), compile_study(study, "spark")
     assert "index_date - 1" in duck and "DATE_ADD(c.index_date, -1)" in spark
+    assert "CREATE TEMPORARY TABLE study_cohort AS" in duck
+    assert "CACHE TABLE study_cohort AS" in spark and "DROP VIEW IF EXISTS study_cohort" in spark
     pg = compile_study(study, "postgres")
     assert "EXTRACT(YEAR FROM e.start_date) AS INT)" in pg
 
@@ -73,7 +102,7 @@ def test_names_never_reach_sql():
     )
     for dialect in ENGINE_DIALECTS:
         sql = compile_study(study, dialect)
-        assert "Robert" not in sql and "DROP" not in sql
+        assert "Robert" not in sql and "DROP TABLE person" not in sql
 
 
 def test_numbers_are_typed_literals():

@@ -6,8 +6,10 @@ each engine says how it creates a table, counts rows and bulk-loads one planned 
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -85,6 +87,7 @@ class Store(ABC):
     def __init__(self, url: StoreURL, settings: Settings | None = None) -> None:
         self.url = url
         self.settings = settings or get_settings()
+        self._session_lock = threading.RLock()
 
     def __enter__(self) -> Store:
         self.connect()
@@ -154,6 +157,39 @@ class Store(ABC):
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         """Run one read-only SQL statement written in this engine's dialect."""
+
+    def query_arrow(self, sql: str) -> Any:
+        """Run one read-only statement; its rows as a pyarrow.Table (column types inferred
+        from the values: callers cast to the schema they promise)."""
+        import pyarrow as pa
+
+        result = self.query(sql)
+        columns = (
+            list(zip(*result.rows, strict=True)) if result.rows else [()] * len(result.columns)
+        )
+        return pa.table(
+            {n: pa.array(list(c)) for n, c in zip(result.columns, columns, strict=True)}
+        )
+
+    # -- sessions: statements sharing temporary tables ----------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[Store]:
+        """A unit of work whose statements all run on the same connection (DuckDB, PostgreSQL)
+        or Spark session, so a temporary table one creates is seen by the next ones. Sessions
+        of one store object are serialised (another thread waits); temporary tables are
+        dropped by whoever created them, as the session ends."""
+        with self._session_lock:
+            self.connect()
+            yield self
+
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns no rows (a temporary table's CREATE or DROP)."""
+        self.query(sql)
+
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of a (temporary) table, where the engine has a
+        planner that needs them (DuckDB and Spark keep statistics as they write)."""
+        return None
 
     # -- row-level bulk writes (ingestion) ---------------------------------------------------
     def write_batches(self, batches: Mapping[str, Any], replace_keys: Mapping[str, str]) -> int:

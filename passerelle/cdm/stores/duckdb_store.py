@@ -163,6 +163,12 @@ class DuckDBStore(Store):
         cols = tuple(d[0] for d in cur.description or ())
         return QueryResult(cols, cur.fetchall())
 
+    def query_arrow(self, sql: str) -> Any:
+        return self.con.sql(sql).to_arrow_table()
+
+    def execute(self, sql: str) -> None:
+        self.con.execute(sql)
+
 
 def _constraint_error(plan: CsvFile, exc: Exception) -> RowError:
     text = str(exc)

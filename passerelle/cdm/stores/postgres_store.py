@@ -191,6 +191,13 @@ class PostgresStore(Store):
                 written += data.num_rows
         return written
 
+    def execute(self, sql_text: str) -> None:
+        self.conn.execute(sql_text)  # type: ignore[arg-type]
+
+    def analyze(self, table: str) -> None:
+        # Autovacuum never analyses temporary tables: without this the planner guesses.
+        self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
     def query(self, sql_text: str, params: Sequence[Any] = ()) -> QueryResult:
         with self.conn.cursor() as cur:
             cur.execute(sql_text, list(params) or None)  # type: ignore[arg-type]

@@ -275,6 +275,20 @@ class SparkStore(Store):
                 self.spark.read.parquet(str(self._path(name))).createOrReplaceTempView(name)
                 self._registered.add(name)
 
+    def execute(self, sql: str) -> None:
+        self.register_views()
+        self.spark.sql(sql)  # DDL and CACHE TABLE run eagerly
+
+    def materialise(self, name: str, sql: str) -> None:
+        """The rows of query `sql`, computed now and kept by the executors (a local
+        checkpoint), as the session's temporary view `name` (``DROP VIEW`` ends it)."""
+        self.register_views()
+        self.spark.sql(sql).localCheckpoint(eager=True).createOrReplaceTempView(name)
+
+    def query_arrow(self, sql: str) -> Any:
+        self.register_views()
+        return self.spark.sql(sql).toArrow()
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         self.register_views()
         df = self.spark.sql(sql, args=list(params)) if params else self.spark.sql(sql)

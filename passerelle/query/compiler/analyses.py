@@ -1,4 +1,5 @@
-"""Compiling analyses: one statement per analysis, reading the cohort CTEs.
+"""Compiling analyses: one statement per analysis, reading the materialised cohort table
+(`BaseCompiler.plan`; attrition reads its own ``flagged`` CTE).
 
 Each statement's columns are the analysis's `model.result_columns`, in order, except:
 - ``attrition`` returns ``(step, persons)``: the step labels may be names from the spec, which
@@ -17,7 +18,7 @@ from sqlglot import exp
 
 from passerelle.query import model as m
 from passerelle.query.compiler import sql as q
-from passerelle.query.compiler.cohort import FINAL, CohortCompiler, key_order
+from passerelle.query.compiler.cohort import CohortCompiler, key_order
 from passerelle.query.compiler.ctes import Ctes
 
 VISIT_DIMS = {m.DimensionKind.SITE: "care_site_id", m.DimensionKind.VISIT_TYPE: "visit_concept_id"}
@@ -25,6 +26,9 @@ VISIT_DIMS = {m.DimensionKind.SITE: "care_site_id", m.DimensionKind.VISIT_TYPE: 
 
 class AnalysisCompiler(CohortCompiler):
     """Mixin of the base compiler: the SELECT of each analysis, dispatched on its type."""
+
+    # The table holding the final cohort entries (set by BaseCompiler).
+    cohort_table: str
 
     def dimension(self, d: m.Dimension, f: str, v: str) -> exp.Expression:
         k = d.kind
@@ -48,7 +52,7 @@ class AnalysisCompiler(CohortCompiler):
         """Add ``dims``: the final entries with one column d_i per breakdown."""
         f, v = "f", "v"
         sel = q.select(exp.Column(this=exp.Star(), table=exp.to_identifier(f))).from_(
-            exp.alias_(exp.to_table(FINAL), f, table=True),
+            exp.alias_(exp.to_table(self.cohort_table), f, table=True),
             copy=False,
         )
         if any(d.kind in VISIT_DIMS for d in by):
@@ -78,7 +82,7 @@ class AnalysisCompiler(CohortCompiler):
                 q.alias(q.col("entry_no", f), "entry_no"),
                 q.alias(exp.Min(this=q.col("start_date", t)), "first_hit"),
             )
-            .from_(exp.alias_(exp.to_table(FINAL), f, table=True), copy=False)
+            .from_(exp.alias_(exp.to_table(self.cohort_table), f, table=True), copy=False)
             .join(
                 exp.alias_(exp.to_table(ev), t, table=True),
                 on=q.and_(*self.in_window(t, f, window, until)),

@@ -2,7 +2,11 @@
 
 DuckDB and PostgreSQL add integers to dates and subtract dates to get days (keeping DATE
 types, where ``+ INTERVAL`` would widen to TIMESTAMP); PostgreSQL's EXTRACT returns NUMERIC,
-so year/month are cast to INTEGER; Spark has ``DATE_ADD``/``DATEDIFF`` on dates.
+so year/month are cast to INTEGER; Spark has ``DATE_ADD``/``DATEDIFF`` on dates, and its
+cohort table is a cached temporary view (``CACHE TABLE ... AS``: computed once, eagerly, kept in
+the executors' memory), dropped with ``DROP VIEW``, which also uncaches it. Spark inlines every
+CTE, so a cohort step read twice (``entered``, ``candidates``) is cached as a table of its own
+rather than computed twice (`materialise_shared`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ class PostgresCompiler(DuckDBCompiler):
 
 class SparkCompiler(BaseCompiler):
     dialect = "spark"
+
+    materialise_shared = True
+
+    def create_table(self, name: str, query: exp.Query) -> exp.Expression:
+        return exp.Cache(this=exp.to_table(name), lazy=False, expression=query)
+
+    def drop_table(self, name: str) -> exp.Expression:
+        return exp.Drop(tables=[exp.to_table(name)], kind="VIEW", exists=True)
 
     def date_add(self, d: exp.Expression, days: int) -> exp.Expression:
         if days == 0:

@@ -4,7 +4,8 @@ PostgreSQL estimates the row counts of CTEs poorly (a ``ROW_NUMBER() ... = 1`` f
 flag), then joins them back per entry with nested loops, which grows with the square of the
 cohort (GiBleed's second spec: 10 s instead of 0.15 s). Cohort statements are hash-join
 shaped, so the engine turns nested loops off for its own statements and restores the
-setting afterwards.
+setting afterwards. The materialised cohort is a ``TEMP`` table of the store's connection,
+ANALYZEd once created (`PostgresStore.analyze`: autovacuum never analyses temporary tables).
 """
 
 from __future__ import annotations
