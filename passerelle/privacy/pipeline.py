@@ -4,13 +4,12 @@
 (one row per person or per entry). `cohort_rows(store, study)` builds that table inside the
 node from a parsed study spec:
 
-- membership (person, index date, exit date) comes from the study language's reference engine
-  (`ReferenceEngine.from_store(store, study).cohort(study.cohort)`), which defines the
-  semantics every SQL engine is tested against; it reads the tables the cohort needs into
-  memory, which is right for an extract (the rows leave as files anyway) but not for
-  hundreds of millions of events: switch to the SQL engines once they expose cohort members;
+- membership (person, index date, exit date) is computed in SQL on the store by the store's
+  own engine (`engine_for(store).cohort_members(study)`, as `study run` runs a study), which
+  agrees with the reference engine's `cohort` (tested on every engine); nothing but the members
+  reaches Python;
 - person attributes come from one query of `person` left-joined to `location`, with no user
-  value in the SQL, and are joined to the members with pyarrow.
+  value in the SQL, fetched as Arrow and joined to the members with pyarrow.
 
 Cohort columns: person_id, index_date, exit_date, age (year of index - year of birth),
 year_of_birth, sex ("F", "M" or the gender concept id), postal_code (location.zip),
@@ -20,7 +19,6 @@ race_concept_id, ethnicity_concept_id.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,8 @@ from passerelle.privacy.pseudonym import Pseudonymizer
 from passerelle.privacy.risk import RiskReport, risk_report
 
 SEX_LABELS = {8532: "F", 8507: "M"}
+#: person_id, year_of_birth, gender, race, ethnicity concept ids; the location's zip.
+PERSON_TYPES = (pa.int64(), pa.int64(), pa.int64(), pa.int64(), pa.int64(), pa.string())
 
 
 @dataclass
@@ -113,38 +113,30 @@ def _person_attributes(store: Any) -> pa.Table:
             "SELECT person_id, year_of_birth, gender_concept_id, race_concept_id, "
             f"ethnicity_concept_id, NULL AS zip FROM {person}"
         )
-    res = store.query(sql)
-    cols: list[Sequence[Any]] = (
-        list(zip(*res.rows, strict=True)) if res.rows else [[] for _ in range(6)]
-    )
+    raw = store.query_arrow(sql)
+    cols = [raw.column(i).cast(t) for i, t in enumerate(PERSON_TYPES)]
+    gender = cols[2]
+    labels = pc.cast(gender, pa.string())
+    for concept, label in SEX_LABELS.items():
+        labels = pc.if_else(pc.equal(gender, concept), label, labels)
     return pa.table(
         {
-            "person_id": pa.array([int(v) for v in cols[0]], pa.int64()),
-            "year_of_birth": pa.array(cols[1], pa.int64()),
-            "sex": pa.array([SEX_LABELS.get(v, None if v is None else str(v)) for v in cols[2]]),
-            "race_concept_id": pa.array(cols[3], pa.int64()),
-            "ethnicity_concept_id": pa.array(cols[4], pa.int64()),
-            "postal_code": pa.array([None if v is None else str(v) for v in cols[5]], pa.string()),
+            "person_id": cols[0],
+            "year_of_birth": cols[1],
+            "sex": labels,
+            "race_concept_id": cols[3],
+            "ethnicity_concept_id": cols[4],
+            "postal_code": cols[5],
         }
     )
 
 
 def cohort_rows(store: Any, study: Any) -> pa.Table:
     """One row per cohort entry of `study` (a parsed Study), with person attributes."""
-    from passerelle.query.reference import ReferenceEngine
+    from passerelle.query.engines import engine_for
 
-    entries = ReferenceEngine.from_store(store, study).cohort(study.cohort)
-    members = pa.table(
-        {
-            "person_id": pa.array([int(e.person) for e in entries], pa.int64()),
-            "index_date": pa.array([e.index for e in entries], pa.date32()),
-            "exit_date": pa.array([e.exit for e in entries], pa.date32()),
-        }
-    )
+    members = engine_for(store).cohort_members(study)
     joined = members.join(_person_attributes(store), "person_id", join_type="left outer")
-    years = pa.array(
-        [None if d is None else d.year for d in joined.column("index_date").to_pylist()], pa.int64()
-    )
-    yob = joined.column("year_of_birth")
-    age = pc.subtract(years, yob)
+    years = pc.year(joined.column("index_date")).cast(pa.int64())
+    age = pc.subtract(years, joined.column("year_of_birth"))
     return joined.append_column("age", age).sort_by("person_id")

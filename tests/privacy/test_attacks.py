@@ -28,6 +28,7 @@ from passerelle.privacy.pipeline import cohort_rows, make_extract
 from passerelle.privacy.policy import parse_policy
 from passerelle.privacy.pseudonym import Pseudonymizer
 from passerelle.query.parse import parse_study
+from passerelle.query.reference import ReferenceEngine
 from passerelle.query.result import StudyResult
 
 pytestmark = pytest.mark.shared_data
@@ -381,7 +382,10 @@ def test_averaging_repeated_noisy_queries(node, tmp_path):
 # -- 5. re-identification from an extract's quasi-identifiers --------------------------------
 def test_reidentification_from_quasi_identifiers(node):
     st = parse_study(study("extract", GI_BLEED, [{"name": "size", "count": "persons"}]))
-    cohort = cohort_rows(node.store, st)
+    cohort = cohort_rows(node.store, st)  # members computed in SQL on this node's store
+    oracle = ReferenceEngine.from_store(node.store, st).cohort(st.cohort)
+    members = zip(*(cohort.column(c).to_pylist() for c in ("person_id", "index_date")), strict=True)
+    assert sorted(members) == sorted((int(e.person), e.index) for e in oracle)
     qis = ["age", "sex", "index_date", "race_concept_id"]
     spec = ExtractSpec.parse(
         {
