@@ -94,7 +94,7 @@ def encounter(res: dict[str, Any], ctx: Context) -> None:
                 break
     for i, loc in enumerate(res.get("location") or ()):
         if isinstance(loc, dict) and loc.get("location") is not None:
-            ctx.resolve(loc["location"], f"location[{i}].location")
+            ctx.target(loc["location"], f"location[{i}].location")  # resolve(), remembered
     hosp = _obj(res.get("hospitalization"))
     ctx.batch.add(
         "visit_occurrence",
@@ -206,14 +206,6 @@ def _reference_range(src: dict[str, Any], out: dict[str, Any]) -> None:
         out["range_high"] = high.get("value")
 
 
-def observation_table(domain: str | None, mapped: bool, categories: set, src: dict) -> str:
-    if mapped:
-        return "measurement" if domain == "Measurement" else "observation"
-    if categories & C.MEASUREMENT_CATEGORIES or "valueQuantity" in src:
-        return "measurement"
-    return "observation"
-
-
 def observation(res: dict[str, Any], ctx: Context) -> None:
     pid = ctx.person(res)
     try:
@@ -222,7 +214,15 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
         if not res.get("issued"):
             raise Quarantine("no effective[x] or issued date") from None
         d, t = ctx.when(res["issued"], "issued")
-    cats = {_code(c) for c in res.get("category") or ()}
+    categories = res.get("category")
+    # A mapped code goes to the table of its domain (MEASUREMENT or OBSERVATION); an unmapped
+    # one to MEASUREMENT under one of these categories or with a valueQuantity.
+    lab = False
+    if categories:
+        for c in categories:
+            if _code(c) in C.MEASUREMENT_CATEGORIES:
+                lab = True
+                break
     encounter = res.get("encounter")
     visit = None if encounter is None else ctx.optional(encounter, "encounter", "Encounter")
     provider = None
@@ -231,21 +231,29 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
         if provider:
             break
     comps = res.get("component") or ()
-    has_value = not VALUE_KEYS.isdisjoint(res)
-    parts: list[tuple[int, dict[str, Any]]] = []
-    if has_value or not comps:
-        parts.append((0, res))
-    parts.extend((i, c) for i, c in enumerate(comps, start=1) if isinstance(c, dict))
     rid = res["id"]
     concept = ctx.vocab.concept
-    add = ctx.batch.add
+    add_coverage = ctx.coverage.add
+    fresh = ctx.ids.fresh
+    tables = ctx.batch.tables
+    if not VALUE_KEYS.isdisjoint(res) or not comps:
+        parts: Any = ((0, res),)
+        if comps:
+            parts += tuple((i, c) for i, c in enumerate(comps, start=1) if isinstance(c, dict))
+    else:
+        parts = ((i, c) for i, c in enumerate(comps, start=1) if isinstance(c, dict))
     for part, src in parts:
         m = concept(src.get("code"))
-        table = observation_table(m.domain, bool(m.concept_id), cats, src)
-        ctx.coverage.add(table, m)
-        if table == "measurement":
+        if m.concept_id:
+            table = "measurement" if m.domain == "Measurement" else "observation"
+        else:
+            table = "measurement" if lab or "valueQuantity" in src else "observation"
+        measurement = table == "measurement"
+        add_coverage(table, m)
+        if measurement:
+            row_id = fresh("Observation", rid, part)
             row = {
-                "measurement_id": ctx.row_id("Observation", rid, part),
+                "measurement_id": row_id,
                 "person_id": pid,
                 "measurement_concept_id": m.concept_id,
                 "measurement_date": d,
@@ -256,10 +264,12 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
                 "measurement_source_value": m.source_value,
                 "measurement_source_concept_id": m.source_concept_id,
             }
-            _reference_range(src, row)
+            if "referenceRange" in src:
+                _reference_range(src, row)
         else:
+            row_id = fresh("Observation", rid, part)
             row = {
-                "observation_id": ctx.row_id("Observation", rid, part),
+                "observation_id": row_id,
                 "person_id": pid,
                 "observation_concept_id": m.concept_id,
                 "observation_date": d,
@@ -271,7 +281,10 @@ def observation(res: dict[str, Any], ctx: Context) -> None:
                 "observation_source_concept_id": m.source_concept_id,
             }
         _value_fields(src, ctx, table, row)
-        add(table, row)
+        rows = tables.get(table)
+        if rows is None:
+            rows = tables[table] = {}
+        rows[row_id] = row
 
 
 def allergy(res: dict[str, Any], ctx: Context) -> None:

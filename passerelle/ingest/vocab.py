@@ -51,22 +51,52 @@ UNMAPPED_NOTHING = Mapped(0, 0, None, "", "")
 
 @dataclass
 class Coverage:
-    """Records and distinct codes, mapped or not, per (CDM table, source vocabulary)."""
+    """Records and distinct codes, mapped or not, per (CDM table, source vocabulary).
+
+    `add` only counts each look-up result (a Mapped, mostly the same few objects from the
+    vocabulary's cache) per table; the counts are folded into the totals when they are read
+    or pickled."""
 
     records: Counter = field(default_factory=Counter)
     mapped_records: Counter = field(default_factory=Counter)
     codes: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     mapped_codes: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # table -> id(Mapped) -> [Mapped, records]; the Mapped is held, so its id stays unique
+    pending: dict[str, dict[int, list[Any]]] = field(default_factory=dict, repr=False)
+
+    PENDING_SIZE = 10_000
 
     def add(self, table: str, m: Mapped) -> None:
-        key = (table, m.vocabulary or "none")
-        self.records[key] += 1
-        self.codes.setdefault(key, set()).add(m.source_value)
-        if m.concept_id:
-            self.mapped_records[key] += 1
-            self.mapped_codes.setdefault(key, set()).add(m.source_value)
+        counts = self.pending.get(table)
+        if counts is None:
+            counts = self.pending[table] = {}
+        hit = counts.get(id(m))
+        if hit is not None:
+            hit[1] += 1
+            return
+        if len(counts) >= self.PENDING_SIZE:  # results not from the cache: fold now and then
+            self.fold()
+            counts = self.pending[table] = {}
+        counts[id(m)] = [m, 1]
+
+    def fold(self) -> None:
+        """Move the pending counts into records / codes."""
+        for table, counts in self.pending.items():
+            for m, n in counts.values():
+                key = (table, m.vocabulary or "none")
+                self.records[key] += n
+                self.codes.setdefault(key, set()).add(m.source_value)
+                if m.concept_id:
+                    self.mapped_records[key] += n
+                    self.mapped_codes.setdefault(key, set()).add(m.source_value)
+        self.pending = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.fold()
+        return self.__dict__.copy()
 
     def to_list(self) -> list[dict[str, Any]]:
+        self.fold()
         out = []
         for key in sorted(self.records):
             table, vocab = key
@@ -88,6 +118,7 @@ class Coverage:
 
     @property
     def unmapped_records(self) -> int:
+        self.fold()
         return sum(self.records.values()) - sum(self.mapped_records.values())
 
 
@@ -173,10 +204,20 @@ class Vocabulary:
             return UNMAPPED_NOTHING
         codings = cc.get("coding") or ()
         first = None
+        seen = self._seen
         for coding in codings:
             if not isinstance(coding, dict):
                 continue
-            m = self.lookup(coding.get("system"), coding.get("code"))
+            system = coding.get("system")
+            code = coding.get("code")
+            # lookup(), with its cache hit inline
+            m = (
+                seen.get((system, code))
+                if type(code) is str and (system is None or type(system) is str)
+                else None
+            )
+            if m is None:
+                m = self.lookup(system, code)
             if m.concept_id:
                 return m
             if first is None:
