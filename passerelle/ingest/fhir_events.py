@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from passerelle.ingest import concepts as C
+from passerelle.ingest import fhirtime
 from passerelle.ingest.context import Context, Quarantine
+
+_DATES = fhirtime._CACHE  # text -> (date, datetime) of the values already parsed
 
 
 def _first(items: Any) -> Any:
@@ -208,12 +211,17 @@ def _reference_range(src: dict[str, Any], out: dict[str, Any]) -> None:
 
 def observation(res: dict[str, Any], ctx: Context) -> None:
     pid = ctx.person(res)
-    try:
-        d, t, _, _ = _start_end(res, ctx, "effective")
-    except NoDate:
-        if not res.get("issued"):
-            raise Quarantine("no effective[x] or issued date") from None
-        d, t = ctx.when(res["issued"], "issued")
+    v = res.get("effectiveDateTime") or res.get("effectiveInstant")
+    hit = _DATES.get(v) if type(v) is str else None  # fhirtime.parse's cache, inline
+    if hit is not None:
+        d, t = hit
+    else:
+        try:
+            d, t, _, _ = _start_end(res, ctx, "effective")
+        except NoDate:
+            if not res.get("issued"):
+                raise Quarantine("no effective[x] or issued date") from None
+            d, t = ctx.when(res["issued"], "issued")
     categories = res.get("category")
     # A mapped code goes to the table of its domain (MEASUREMENT or OBSERVATION); an unmapped
     # one to MEASUREMENT under one of these categories or with a valueQuantity.
