@@ -127,6 +127,7 @@ synced = Table(
 _PURGE_NONCES = delete(nonces).where(nonces.c.expires_at < bindparam("now"))
 _USE_NONCE = insert(nonces)
 _SERVE = insert(served)
+_APPROVALS_OF = select(approvals).where(approvals.c.project_id == bindparam("project_id"))
 
 
 @dataclass(frozen=True)
@@ -233,9 +234,7 @@ class NodeRegister:
 
     def approvals_of(self, project_id: str) -> list[Approval]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(approvals).where(approvals.c.project_id == project_id)
-            ).mappings()
+            rows = conn.execute(_APPROVALS_OF, {"project_id": project_id}).mappings()
             return [
                 Approval(
                     r["project_id"],

@@ -25,7 +25,6 @@ released count carries "rounded" (when the base is > 1); DP releases carry "nois
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -345,10 +344,16 @@ def protect(
     so. `noise` (DP mode) replaces every count by a noisy one before the other rules, which are
     then pure post-processing; statistics are withheld in DP mode.
     """
-    tables = [copy.deepcopy(t) for t in result.tables]
+    # No deep copy: rows are tuples of scalars and columns frozen, so the protected result is
+    # built from new row lists and flag dicts (the input result is read, never changed).
+    tables = result.tables
     if policy is None:
-        return StudyResult(result.study, result.engine, tables, policy=NO_POLICY_LABEL)
-    state = _State(tables, [[list(r) for r in t.rows] for t in tables])
+        copies = [
+            AggregateTable(t.name, t.analysis, t.columns, list(t.rows), dict(t.flags))
+            for t in tables
+        ]
+        return StudyResult(result.study, result.engine, copies, policy=NO_POLICY_LABEL)
+    state = _State(list(tables), [[list(r) for r in t.rows] for t in tables])
     for ti, t in enumerate(tables):  # flags of an already protected result are kept
         for (ri, name), f in t.flags.items():
             state.flags[(ti, ri, name)].update(f)
@@ -368,13 +373,20 @@ def protect(
         _complementary(state, lines, policy.min_cell)
     _statistics(state, policy, dp=noise is not None)
     _round_and_recompute(state, lines, policy)
-    out = []
-    for ti, table in enumerate(tables):
-        table.rows = [tuple(r) for r in state.values[ti]]
-        table.flags = {
-            (ri, name): frozenset(f) for (t, ri, name), f in state.flags.items() if t == ti and f
-        }
-        out.append(table)
+    flags: list[dict[tuple[int, str], frozenset[str]]] = [{} for _ in tables]
+    for (ti, ri, name), cell_flags in state.flags.items():
+        if cell_flags:
+            flags[ti][(ri, name)] = frozenset(cell_flags)
+    out = [
+        AggregateTable(
+            table.name,
+            table.analysis,
+            table.columns,
+            [tuple(r) for r in state.values[ti]],
+            flags[ti],
+        )
+        for ti, table in enumerate(tables)
+    ]
     return StudyResult(result.study, result.engine, out, policy=policy.label)
 
 

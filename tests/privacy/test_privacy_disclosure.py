@@ -158,6 +158,27 @@ def test_input_not_mutated_and_released_dict():
     assert d["analyses"][0]["display"][0] == ["8532", "<11"]
 
 
+def test_protected_result_shares_no_mutable_part_with_the_input():
+    """protect builds new tables (no deep copy): changing the released result, or the raw one
+    afterwards, must not reach the other, with a policy or without one."""
+    for policy in (POLICY, None):
+        res = study(by_sex(3, 300), size(303))
+        res.table("size").flags[(0, "persons")] = frozenset({"note"})
+        out = protect(res, policy)
+        released = [list(t.rows) for t in out.tables], [dict(t.flags) for t in out.tables]
+        for raw_t, out_t in zip(res.tables, out.tables, strict=True):
+            assert out_t is not raw_t
+            assert out_t.rows is not raw_t.rows
+            assert out_t.flags is not raw_t.flags
+        res.table("by_sex").rows[1] = (8507, 1)
+        res.table("size").flags[(0, "persons")] = frozenset({"changed"})
+        assert ([list(t.rows) for t in out.tables], [dict(t.flags) for t in out.tables]) == released
+        out.table("by_sex").rows.append((0, 0))
+        out.table("size").flags[(0, "persons")] = frozenset({"released"})
+        assert res.table("by_sex").rows == [(8532, 3), (8507, 1)]
+        assert res.table("size").flags == {(0, "persons"): frozenset({"changed"})}
+
+
 def test_dp_noise_marks_cells_noisy_and_hides_statistics():
     cols = [("sex", DIM), ("persons", CNT), ("proportion", STAT)]
     t = table("o", "outcome", cols, [(1, 100, 0.5), (2, 200, 0.25)])
