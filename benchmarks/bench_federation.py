@@ -14,6 +14,8 @@ their studies included), and the load average while it ran.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import shutil
 import statistics
@@ -25,7 +27,14 @@ from pathlib import Path
 import httpx
 
 from benchmarks.common import SHARED_DATA, BenchRow
-from tests.federation.cluster import Cluster, NodeSpec, load, split_by_person, start_cluster
+from tests.federation.cluster import (
+    Cluster,
+    NodeSpec,
+    load,
+    split_by_person,
+    start_cluster,
+    write_node,
+)
 
 GIBLEED = SHARED_DATA / "eunomia-gibleed" / "csv"
 ITERATIONS = int(os.environ.get("PASSERELLE_BENCH_FEDERATION_ITERATIONS", "200"))
@@ -105,6 +114,94 @@ def _measure(cluster: Cluster, iterations: int) -> Measured:
         (sum(_cpu_seconds(pid) for pid in pids) - nodes_cpu) / iterations,
         studies_cpu / iterations,
         os.getloadavg()[0],
+    )
+
+
+@dataclass
+class InProcess:
+    asgi: float  # CPU seconds per request through the in-process ASGI client, outside the study
+    handle: float  # CPU seconds per request of NodeService.handle alone, outside the study
+    study: float  # CPU seconds per request in the study (as the node reports it)
+    gc: float  # CPU seconds per request in the collector (gc.callbacks), over both loops
+
+
+def _node_in_process(work: Path, store: Path, iterations: int) -> InProcess:
+    """One node's hot endpoint in this process, as `passerelle serve` runs it (gc.freeze()
+    after start-up): CPU per request through the ASGI app and in `handle` alone."""
+    from passerelle.federation.config import NodeConfig
+    from passerelle.federation.envelope import new_envelope, sign_envelope
+    from passerelle.federation.keys import KeyPair
+    from passerelle.federation.node import NodeService, create_node_app
+
+    hub = KeyPair.generate("hub")
+    work.mkdir(parents=True)
+    spec = NodeSpec("node0", f"duckdb:///{store}", POLICY, [(PROJECT, "research", "aggregates")])
+    config, _ = write_node(work, spec, hub)
+    service = NodeService(NodeConfig.load(config))
+    service.store()
+    app = create_node_app(service)
+
+    def bodies(n: int) -> list[dict]:
+        return [
+            sign_envelope(
+                hub,
+                new_envelope(
+                    hub,
+                    kind="study",
+                    node="node0",
+                    study=STUDY,
+                    project_id=PROJECT,
+                    purpose="research",
+                ),
+            )
+            for _ in range(n)
+        ]
+
+    async def asgi(n: int) -> tuple[float, float]:
+        signed, study = bodies(n), 0.0
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            cpu = time.process_time()
+            for body in signed:
+                resp = await client.post("/node/v1/studies", json=body)
+                if resp.status_code != 200:
+                    raise RuntimeError(f"in-process study failed: {resp.status_code}")
+                study += resp.json()["payload"]["study_cpu_seconds"]
+            return time.process_time() - cpu, study
+
+    def direct(n: int) -> tuple[float, float]:
+        signed, study = bodies(n), 0.0
+        cpu = time.process_time()
+        for body in signed:
+            study += service.handle(body, "study")["payload"]["study_cpu_seconds"]
+        return time.process_time() - cpu, study
+
+    collector = [0.0, 0.0]  # CPU seconds in the collector, start of the running collection
+
+    def on_gc(phase: str, _info: dict) -> None:
+        if phase == "start":
+            collector[1] = time.process_time()
+        else:
+            collector[0] += time.process_time() - collector[1]
+
+    try:
+        asyncio.run(asgi(10))
+        direct(10)
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(on_gc)
+        asgi_cpu, asgi_study = asyncio.run(asgi(iterations))
+        handle_cpu, handle_study = direct(iterations)
+    finally:
+        if on_gc in gc.callbacks:
+            gc.callbacks.remove(on_gc)
+        gc.unfreeze()
+        service.close()
+    return InProcess(
+        (asgi_cpu - asgi_study) / iterations,
+        (handle_cpu - handle_study) / iterations,
+        (asgi_study + handle_study) / (2 * iterations),
+        collector[0] / (2 * iterations),
     )
 
 
@@ -193,6 +290,21 @@ def run() -> list[BenchRow]:
             )
             if n == 3:
                 three = m
+        node = _node_in_process(work / "in-process", work / "n10" / "node0.duckdb", ITERATIONS)
+        rows.append(
+            BenchRow(
+                "federation",
+                "node CPU outside its study per request, in process",
+                node.asgi * 1000,
+                "ms",
+                note=(
+                    f"{ITERATIONS} requests through the ASGI app (in-process client, a tenth of "
+                    f"GiBleed, gc.freeze() as in serve); handle() alone "
+                    f"{node.handle * 1000:.2f} ms; study "
+                    f"{node.study * 1000:.1f} ms; collector {node.gc * 1000:.2f} ms per request"
+                ),
+            )
+        )
         assert three is not None
         local_wall, local_cpu = _local_seconds(work, min(ITERATIONS, 50))
         rows.append(
