@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, bindparam, func, or_, select
+from sqlalchemy import Connection, Select, String, bindparam, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from passerelle.access import audit
@@ -126,8 +126,7 @@ class RequestRows:
     """A page of requests as plain rows (no ORM objects), with their datasets and reviews."""
 
     total: int
-    requests: Sequence[Any]  # rows of REQUEST_COLUMNS
-    dataset_ids: dict[int, list[int]]  # request id -> sorted dataset ids
+    requests: list[dict[str, Any]]  # REQUEST_COLUMNS by name, and "dataset_ids" (sorted)
     reviews: dict[int, list[Any]]  # request id -> rows of REVIEW_COLUMNS, by review id
 
 
@@ -178,8 +177,13 @@ REVIEW_COLUMNS = (
     Review.decided_at,
     Review.on_silence,
 )
-_REQUEST_DATASETS = select(RequestDataset.request_id, RequestDataset.dataset_id).where(
-    RequestDataset.request_id.in_(bindparam("ids", expanding=True))
+REQUEST_KEYS: tuple[str, ...] = tuple(select(*REQUEST_COLUMNS).selected_columns.keys())
+# A page row's dataset ids, aggregated in the same statement ("3,1,2": string_agg on
+# PostgreSQL, group_concat on SQLite, as SQLAlchemy compiles aggregate_strings per dialect).
+_DATASET_IDS = (
+    select(func.aggregate_strings(cast(RequestDataset.dataset_id, String), ","))
+    .where(RequestDataset.request_id == AccessRequest.id)
+    .scalar_subquery()
 )
 _REQUEST_REVIEWS = (
     select(*REVIEW_COLUMNS)
@@ -210,7 +214,9 @@ def _request_statements(by_org: bool, by_producer: bool, by_status: bool) -> _Re
     if by_status:
         where.append(AccessRequest.status == bindparam("status"))
     page = (
-        select(*REQUEST_COLUMNS)
+        # The total of matching rows comes with each row (count over the whole result before
+        # OFFSET / LIMIT), so only a page past the end needs the count statement.
+        select(*REQUEST_COLUMNS, _DATASET_IDS.label("dataset_ids"), func.count().over())
         .join(Organisation, Organisation.id == AccessRequest.organisation_id)
         .where(*where)
         .order_by(AccessRequest.id.desc())
@@ -263,26 +269,28 @@ class RowReader:
         limit: int,
     ) -> RequestRows:
         """Requests filed by org_id, or naming producer_id (submitted ones), or both (OR),
-        newest first; plain rows read by three statements, whatever the page size."""
+        newest first; plain values read by two statements (the page with its dataset ids and
+        the total, then the page's reviews), whatever the page size; a page past the end also
+        counts."""
         stmts = _request_statements(org_id is not None, producer_id is not None, status is not None)
         params = {"org_id": org_id, "producer_id": producer_id, "status": status}
         conn = self.conn
         rows = conn.execute(stmts.page, {**params, "offset": offset, "limit": limit}).all()
-        if rows and len(rows) < limit:  # the last page: no need to count
-            total = offset + len(rows)
-        else:
-            total = conn.execute(stmts.count, params).scalar_one()
-        ids = [r.id for r in rows]
-        dataset_ids: dict[int, list[int]] = {i: [] for i in ids}
-        reviews: dict[int, list[Any]] = {i: [] for i in ids}
-        if ids:
-            for link in conn.execute(_REQUEST_DATASETS, {"ids": ids}):
-                dataset_ids[link.request_id].append(link.dataset_id)
-            for review in conn.execute(_REQUEST_REVIEWS, {"ids": ids}):
+        # Past the end there is no row to carry the total: count.
+        total = rows[0][-1] if rows else conn.execute(stmts.count, params).scalar_one()
+        keys = REQUEST_KEYS
+        requests = []
+        reviews: dict[int, list[Any]] = {}
+        for row in rows:
+            item = dict(zip(keys, row, strict=False))
+            linked = row[-2]
+            item["dataset_ids"] = sorted(int(i) for i in linked.split(",")) if linked else []
+            requests.append(item)
+            reviews[row[0]] = []
+        if reviews:
+            for review in conn.execute(_REQUEST_REVIEWS, {"ids": list(reviews)}):
                 reviews[review.request_id].append(review)
-        for found in dataset_ids.values():
-            found.sort()
-        return RequestRows(total, rows, dataset_ids, reviews)
+        return RequestRows(total, requests, reviews)
 
 
 class SqlAccessData:

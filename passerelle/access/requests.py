@@ -172,11 +172,9 @@ class Requests:
             found = rows.request_page(org_id, producer_id, status, offset, limit)
         now = self.ctx.clock.now()
         items = []
-        for row in found.requests:
-            item = row._asdict()
-            item["dataset_ids"] = found.dataset_ids[row.id]
+        for item in found.requests:
             item["reviews"] = [
-                self._review_fields(r, r.producer_name, now) for r in found.reviews[row.id]
+                self._review_fields(r, r.producer_name, now) for r in found.reviews[item["id"]]
             ]
             items.append(item)
         return {"total": found.total, "offset": offset, "limit": limit, "items": items}
