@@ -1,16 +1,25 @@
 """Bundles mapped by worker processes (bundles are self-contained: their references resolve
 inside the bundle or to what the store already holds), rows written by the parent.
 
-Each worker parses and maps one bundle file at a time and returns Arrow tables plus its
-counters; the parent gathers them into batches of `batch_size` resources and commits each
-batch atomically, keeping the last version of a row whose key repeats inside a batch.
-Memory stays flat: at most `2 * workers` files are in flight.
+The bundle files are cut into groups of consecutive files (about `batch_size / workers`
+resources each, estimated from the file sizes). A worker parses and maps one group, keeps the
+last version of each row of the group (as one process does inside a batch), converts its rows
+to Arrow once per table and writes them as Arrow IPC files in a temporary directory (shared
+memory when the system has one); it returns only the file names and its counters. The parent
+memory-maps those files (no copy, no pickling of rows), takes the groups in file order into
+batches of `batch_size` resources, keeps the last version of a row whose key repeats inside a
+batch, and commits each batch atomically. Memory stays flat: at most `2 * workers` groups are
+in flight.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import shutil
+import tempfile
 from collections import Counter, deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,13 +29,19 @@ from passerelle.ingest.rows import ROW_KEYS
 from passerelle.ingest.sources import SourceFile
 
 _WORKER: Any = None
+_SPOOL = ""  # the directory of the IPC files (worker processes)
+
+# Source bytes per resource, to size the groups (the SMART bundles: about 3,600 bytes per
+# resource uncompressed; gzip files are counted at GZIP_RATIO times their size).
+BYTES_PER_RESOURCE = 3_000
+GZIP_RATIO = 8
 
 
 def _init(parent_state: dict[str, Any]) -> None:
     from passerelle.ingest.context import Context
     from passerelle.ingest.pipeline import FhirIngest, IngestReport, QuarantineFile
 
-    global _WORKER
+    global _WORKER, _SPOOL
     w = FhirIngest.__new__(FhirIngest)
     w.store = None
     w.batch_size = 1 << 62  # the parent decides when to commit
@@ -37,16 +52,39 @@ def _init(parent_state: dict[str, Any]) -> None:
     w.ctx = Context(parent_state["site"], parent_state["vocab"], parent_state["pseudo"])
     w.ctx.known = set(parent_state["known"])
     w.ctx.added = []
+    _SPOOL = parent_state["spool"]
     _WORKER = w
 
 
-def _one_file(f: SourceFile) -> dict[str, Any]:
+def _write_ipc(path: str, table: pa.Table) -> None:
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _group(task: tuple[int, list[SourceFile]]) -> dict[str, Any]:
+    """Map the files of one group; rows to IPC files, counters returned."""
+    from passerelle.ingest.pipeline import IngestReport
+    from passerelle.ingest.vocab import Coverage
+
+    index, files = task
     w = _WORKER
     ctx = w.ctx
-    w._bundle_file(f)
+    for f in files:
+        w._bundle_file(f)
+        # the bundle's own directory ids and references are forgotten (self-contained)
+        ctx.known.difference_update(ctx.added)
+        ctx.added = []
+        ctx.identifiers = {}
+        ctx.codes = {}
+        ctx.local = {}  # also forgets the references resolved in this file
+    tables = {}
+    for t, data in ctx.batch.to_arrow().items():
+        path = os.path.join(_SPOOL, f"{index}-{t}.arrow")
+        _write_ipc(path, data)
+        tables[t] = path
     rep = w.report
     out = {
-        "tables": ctx.batch.to_arrow(),
+        "tables": tables,
         "resources": ctx.batch.resources,
         "read": rep.read,
         "loaded": rep.loaded,
@@ -58,10 +96,6 @@ def _one_file(f: SourceFile) -> dict[str, Any]:
         "persons": ctx.persons_touched,
         "notes": ctx.notes,
     }
-    # reset per-file state; the bundle's own directory ids are forgotten (self-contained)
-    from passerelle.ingest.pipeline import IngestReport
-    from passerelle.ingest.vocab import Coverage
-
     w.report = IngestReport(site=rep.site)
     w.quarantine.captured = []
     ctx.batch.tables.clear()
@@ -69,12 +103,15 @@ def _one_file(f: SourceFile) -> dict[str, Any]:
     ctx.coverage = Coverage()
     ctx.persons_touched = set()
     ctx.notes = Counter()
-    ctx.known.difference_update(ctx.added)
-    ctx.added = []
-    ctx.identifiers = {}
-    ctx.codes = {}
-    ctx.local = {}  # also forgets the references resolved in this file
     return out
+
+
+def _read_ipc(path: str) -> pa.Table:
+    """The table of an IPC file, memory-mapped; the file is removed (the mapping stays)."""
+    with pa.memory_map(path) as source:
+        table = pa.ipc.open_file(source).read_all()
+    os.unlink(path)
+    return table
 
 
 def _dedupe(table: str, data: pa.Table) -> pa.Table:
@@ -96,14 +133,55 @@ def _merge_coverage(into, part) -> None:
             dst.setdefault(k, set()).update(v)
 
 
+def _size(f: SourceFile) -> int:
+    try:
+        size = f.path.stat().st_size
+    except OSError:
+        return 0
+    return size * GZIP_RATIO if f.path.name.endswith(".gz") else size
+
+
+def groups(bundles: list[SourceFile], batch_size: int, workers: int) -> list[list[SourceFile]]:
+    """Consecutive files, about batch_size / workers resources per group (by file size)."""
+    target = max(1, batch_size // max(1, workers)) * BYTES_PER_RESOURCE
+    out: list[list[SourceFile]] = []
+    current: list[SourceFile] = []
+    size = 0
+    for f in bundles:
+        current.append(f)
+        size += _size(f)
+        if size >= target:
+            out.append(current)
+            current, size = [], 0
+    if current:
+        out.append(current)
+    return out
+
+
+def _spool_dir() -> str:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return tempfile.mkdtemp(prefix="passerelle-ingest-", dir=shm)
+    return tempfile.mkdtemp(prefix="passerelle-ingest-")
+
+
 def ingest_bundles(run, bundles: list[SourceFile]) -> None:
     """Map `bundles` in `run.workers` processes; write through `run` (a FhirIngest)."""
     run._flush()
+    spool = _spool_dir()
+    try:
+        _ingest(run, bundles, spool)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def _ingest(run, bundles: list[SourceFile], spool: str) -> None:
     state = {
         "site": run.site,
         "vocab": run.ctx.vocab,
         "pseudo": run.pseudo,
         "known": run.ctx.known,
+        "spool": spool,
     }
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     pending: dict[str, list[pa.Table]] = {}
@@ -113,10 +191,14 @@ def ingest_bundles(run, bundles: list[SourceFile]) -> None:
     def commit() -> None:
         nonlocal pending, in_batch
         if pending:
-            tables = {
-                t: _dedupe(t, pa.concat_tables(parts, promote_options="default"))
-                for t, parts in pending.items()
-            }
+            tables = {}
+            for t, parts in pending.items():
+                data = (
+                    parts[0]
+                    if len(parts) == 1
+                    else _dedupe(t, pa.concat_tables(parts, promote_options="default"))
+                )
+                tables[t] = data.combine_chunks()
             run.store.write_batches(tables, ROW_KEYS)
             for t, data in tables.items():
                 rep.rows[t] += data.num_rows
@@ -125,8 +207,8 @@ def ingest_bundles(run, bundles: list[SourceFile]) -> None:
 
     def results(pool):
         window: deque = deque()
-        for f in bundles:
-            window.append(pool.apply_async(_one_file, (f,)))
+        for task in enumerate(groups(bundles, run.batch_size, run.workers)):
+            window.append(pool.apply_async(_group, (task,)))
             if len(window) >= 2 * run.workers:
                 yield window.popleft().get()
         while window:
@@ -134,8 +216,8 @@ def ingest_bundles(run, bundles: list[SourceFile]) -> None:
 
     with mp.get_context(method).Pool(run.workers, initializer=_init, initargs=(state,)) as pool:
         for res in results(pool):
-            for t, data in res["tables"].items():
-                pending.setdefault(t, []).append(data)
+            for t, path in res["tables"].items():
+                pending.setdefault(t, []).append(_read_ipc(path))
             in_batch += res["resources"]
             rep.read.update(res["read"])
             rep.loaded.update(res["loaded"])
