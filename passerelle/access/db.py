@@ -3,13 +3,23 @@
 SQLite writers take the write lock when their transaction begins (BEGIN IMMEDIATE), so the
 audit chain's head is read and extended by one writer at a time; PostgreSQL locks the chain's
 checkpoint row instead (see audit.py). Readers never take the write lock.
+
+Core reads (`rows`) on PostgreSQL run in autocommit: no BEGIN and ROLLBACK round trips around a
+read (under READ COMMITTED each statement had its own snapshot anyway), and psycopg prepares a
+statement run often on a connection (a ROLLBACK would have cleared its cache). Inside
+`shared_reads()` (the web app: one per request) the reads share one pooled connection, taken at
+the first read and returned at the end. A pooled PostgreSQL connection is pinged only when it
+has been idle in the pool for a while, not at every checkout (see `_ping_when_idle`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +28,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from passerelle.config import Settings, get_settings
@@ -43,14 +54,52 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _postgres_setup(engine: Engine) -> None:
-    return None
+# A pooled connection idle for longer than this is pinged when next checked out.
+IDLE_PING_SECONDS = 10.0
 
 
-# Per-dialect set-up, one table instead of branches.
-DIALECT_SETUP: dict[str, Callable[[Engine], None]] = {
-    "sqlite": _sqlite_setup,
-    "postgresql": _postgres_setup,
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only if it sat idle in the pool for more than
+    IDLE_PING_SECONDS (SQLAlchemy's pool_pre_ping pings at every checkout: a round trip per
+    request under load). A failed ping discards the connection and the pool connects anew; a
+    connection lost while in use fails its statement, and SQLAlchemy then invalidates every
+    connection the pool holds from before, so the next checkouts reconnect."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("a pooled connection failed its ping") from exc
+
+
+@dataclass(frozen=True)
+class DialectRules:
+    """What differs per database: engine set-up and options, and how reads run."""
+
+    setup: Callable[[Engine], None]
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    read_options: dict[str, Any] = field(default_factory=dict)  # execution options of `rows`
+
+
+# Per-dialect rules, one table instead of branches.
+DIALECTS: dict[str, DialectRules] = {
+    "sqlite": DialectRules(_sqlite_setup),
+    "postgresql": DialectRules(
+        _ping_when_idle,
+        # Enough connections that a worker's concurrent requests do not overflow the pool: an
+        # overflow connection is closed when returned, and a new backend per request costs
+        # far more than the request.
+        engine_options={"pool_size": 20, "max_overflow": 20},
+        read_options={"isolation_level": "AUTOCOMMIT"},
+    ),
 }
 
 
@@ -76,17 +125,37 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except Exception:
         raise ConfigError("app_db_url is not a valid database URL") from None
-    setup = DIALECT_SETUP.get(parsed.get_backend_name())
-    if setup is None:
+    rules = DIALECTS.get(parsed.get_backend_name())
+    if rules is None:
         raise ConfigError(f"app database backend {parsed.get_backend_name()!r} is not supported")
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"json_deserializer": json_loads}
-    if parsed.get_backend_name() == "postgresql":
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
-    engine = create_engine(parsed, **kwargs)
-    setup(engine)
+    engine = create_engine(parsed, json_deserializer=json_loads, **rules.engine_options)
+    rules.setup(engine)
     return engine
+
+
+class SharedReads:
+    """The reads of one request: one pooled connection, taken at the first read."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.db.read_connection()
+        return self._conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+# The current request's shared reads (set by `Database.shared_reads`; worker threads running
+# the request's code see it, as anyio copies the context into them).
+_SHARED_READS: ContextVar[SharedReads | None] = ContextVar("passerelle_shared_reads", default=None)
 
 
 class Database:
@@ -96,6 +165,7 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = self.engine.execution_options(**DIALECTS[self.dialect].read_options)
         self._write = sessionmaker(
             self.engine.execution_options(write=True), expire_on_commit=False
         )
@@ -113,12 +183,37 @@ class Database:
         with self._read() as session:
             yield session
 
+    def read_connection(self) -> Connection:
+        """A pooled connection for reads (autocommit on PostgreSQL); the caller closes it."""
+        return self._reads.connect()
+
     @contextmanager
     def rows(self) -> Iterator[Connection]:
-        """A read transaction on a bare connection, for Core statements: no ORM session to
-        set up and tear down (rolled back when the block ends, like `read`)."""
-        with self.engine.connect() as conn:
+        """A read on a bare connection, for Core statements: no ORM session to set up and tear
+        down. Rolled back when the block ends, like `read` (on PostgreSQL in autocommit: no
+        transaction, each statement reads what is committed when it starts). Inside
+        `shared_reads()` the connection is the shared one."""
+        shared = _SHARED_READS.get()
+        if shared is None or shared.db is not self:
+            with self.read_connection() as conn:
+                yield conn
+            return
+        conn = shared.connection()
+        with conn.begin() as transaction:
             yield conn
+            transaction.rollback()  # a read: nothing to commit
+
+    @contextmanager
+    def shared_reads(self) -> Iterator[None]:
+        """Within the block, `rows()` reads share one pooled connection, returned at the end
+        (each `rows()` block is still its own read transaction)."""
+        shared = SharedReads(self)
+        token = _SHARED_READS.set(shared)
+        try:
+            yield
+        finally:
+            _SHARED_READS.reset(token)
+            shared.close()
 
     @contextmanager
     def write(self) -> Iterator[Session]:

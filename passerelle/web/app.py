@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from passerelle.access.clock import Clock
 from passerelle.access.context import Context
@@ -28,6 +29,23 @@ Authenticate with `Authorization: Bearer <token>` (from `POST /api/v1/auth/login
 node, `X-API-Key: <key>`. Errors are JSON: `{"error": {"status": 403, "message": "..."}}`.
 Lists are paginated with `offset` and `limit` (at most 100).
 """
+
+
+class SharedReads:
+    """ASGI middleware: the reads of one HTTP request (the caller's credentials, then what the
+    endpoint reads) share one pooled connection (`Database.shared_reads`), returned when the
+    response is sent. Writes keep their own transaction."""
+
+    def __init__(self, app: ASGIApp, db: Database) -> None:
+        self.app = app
+        self.db = db
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self.db.shared_reads():
+            await self.app(scope, receive, send)
 
 
 def create_app(
@@ -55,6 +73,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = Services.build(ctx)
+    app.add_middleware(SharedReads, db=db)
     errors.install(app)
     for module in (accounts, oidc, catalog, requests, audit, nodes):
         app.include_router(module.router, prefix=API_PREFIX)
