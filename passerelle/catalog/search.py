@@ -1,7 +1,8 @@
 """Catalogue search: words of the text fields, lower-cased and accent-free.
 
 Each query word must begin a word of the dataset's `search_text`, through the database's own
-full-text index (migration 0003: SQLite FTS5, PostgreSQL tsvector with a GIN index), results
+full-text index (SQLite: the FTS5 table of migration 0003; PostgreSQL: the stored tsvector
+column `search_vector` and its GIN index, migration 0005), results
 ranked by relevance; a database without one falls back to a portable LIKE match. Domains are
 indexed as `domain:<table>` tokens and filtered with LIKE. Query words are [a-z0-9]+ only and
 always bound as parameters.
@@ -18,6 +19,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Date,
     Select,
     String,
@@ -76,10 +78,16 @@ def _sqlite_match(terms: list[str]) -> str:
     return " AND ".join(f'"{t}"*' for t in terms)  # terms are [a-z0-9]+: no FTS syntax
 
 
+# PostgreSQL's stored to_tsvector('simple', search_text) (migration 0005). Not a model column:
+# SQLite has none.
+SEARCH_VECTOR: ColumnElement[Any] = literal_column(f"{Dataset.__tablename__}.search_vector")
+
+
 def _postgres_fts(stmt: Select[Any], n_words: int) -> Select[Any]:
-    vector = func.to_tsvector(literal_column("'simple'"), Dataset.search_text)
     query = func.to_tsquery(literal_column("'simple'"), MATCH)
-    return stmt.where(vector.op("@@")(query)).order_by(func.ts_rank(vector, query).desc())
+    return stmt.where(SEARCH_VECTOR.op("@@")(query)).order_by(
+        func.ts_rank(SEARCH_VECTOR, query).desc()
+    )
 
 
 def _postgres_match(terms: list[str]) -> str:

@@ -56,13 +56,79 @@ def test_migrations_match_the_models(db):
                 if not (
                     isinstance(d, tuple)
                     and d[0] == "remove_index"
-                    and (
-                        d[1].table.name not in metadata.tables
-                        or d[1].name == "ix_datasets_search_fts"  # migration 0003, full text
-                    )
+                    and (d[1].table.name not in metadata.tables or d[1].name in FULL_TEXT_INDEXES)
+                )
+            ]
+            # PostgreSQL's stored tsvector (migration 0005) is not a model column.
+            drift = [
+                d
+                for d in drift
+                if not (
+                    isinstance(d, tuple)
+                    and d[0] == "remove_column"
+                    and (d[2], d[3].name) == ("datasets", "search_vector")
                 )
             ]
             assert drift == []
+
+
+# Full-text indexes the migrations create outside the models (0003, 0005).
+FULL_TEXT_INDEXES = {"ix_datasets_search_fts", "ix_datasets_search_vector"}
+
+
+def _full_text_objects(db: Database) -> tuple[set[str], set[str]]:
+    """datasets' columns and index names."""
+    found = inspect(db.engine)
+    columns = {c["name"] for c in found.get_columns("datasets")}
+    indexes = {i["name"] for i in found.get_indexes("datasets")}
+    return columns, indexes
+
+
+def test_migration_0005_stored_tsvector_up_and_down(app_db_url):
+    """On PostgreSQL 0005 adds the stored tsvector and its GIN index in place of 0003's
+    expression index, and its downgrade puts them back; on SQLite it changes nothing (FTS5)."""
+    from sqlalchemy import text
+
+    from passerelle.catalog.search import search
+
+    db = Database(app_db_url)
+    try:
+        db.upgrade("0004")
+        before = _full_text_objects(db)
+        with db.write() as s:  # a dataset from before 0005 is found after it
+            s.execute(
+                text(
+                    "INSERT INTO organisations (id, name, type, country, created_at) "
+                    "VALUES (1, 'CHU', 'hospital', 'FR', CURRENT_TIMESTAMP)"
+                )
+            )
+            s.execute(
+                text(
+                    "INSERT INTO datasets (organisation_id, title, description, domains, "
+                    "population, update_frequency, legal_basis, access_conditions, keywords, "
+                    "contact_name, contact_email, health_categories, health_themes, published, "
+                    "search_text, created_at, updated_at) VALUES (1, 'Oncologie', '', '[]', "
+                    "'', 'never', '', '', '[]', '', 'dpo@chu.fr', '[]', '[]', TRUE, "
+                    "' oncologie pediatrie ', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        db.upgrade("0005")
+        columns, indexes = _full_text_objects(db)
+        if db.dialect == "postgresql":
+            assert "search_vector" in columns
+            assert "ix_datasets_search_vector" in indexes
+            assert "ix_datasets_search_fts" not in indexes
+        else:
+            assert (columns, indexes) == before
+        with db.rows() as conn:
+            query = search("onco", dialect=db.dialect)
+            page = {**query.params, "offset": 0, "limit": 20}
+            assert [r.title for r in conn.execute(query.statements.page, page)] == ["Oncologie"]
+        db.downgrade("0004")
+        assert _full_text_objects(db) == before
+        db.upgrade()
+    finally:
+        db.dispose()
 
 
 def test_migrations_ship_with_the_package():
