@@ -11,11 +11,25 @@ import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, String, bindparam, cast, func, or_, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from passerelle.access import audit
 from passerelle.access.clock import Clock
@@ -127,7 +141,85 @@ class RequestRows:
 
     total: int
     requests: list[dict[str, Any]]  # REQUEST_COLUMNS by name, and "dataset_ids" (sorted)
-    reviews: dict[int, list[Any]]  # request id -> rows of REVIEW_COLUMNS, by review id
+    reviews: dict[int, list[ReviewRow]]  # request id -> its reviews, by review id
+
+
+class json_objects(FunctionElement[Any]):
+    """An aggregate: a JSON array of one object per row, from (key, value, key, value, ...)
+    with literal keys. json_agg(json_build_object(...)) on PostgreSQL,
+    json_group_array(json_object(...)) on SQLite; an empty group gives NULL or '[]'."""
+
+    name = "json_objects"
+    type = JSON()
+    inherit_cache = True
+
+
+# The aggregate's SQL per dialect (compiled by SQLAlchemy from this table).
+JSON_OBJECTS_SQL = {
+    "postgresql": "json_agg(json_build_object({}))",
+    "sqlite": "json_group_array(json_object({}))",
+}
+
+
+def _json_objects_sql(dialect: str) -> Any:
+    def compile_(element: json_objects, compiler: SQLCompiler, **kw: Any) -> str:
+        return JSON_OBJECTS_SQL[dialect].format(compiler.process(element.clauses, **kw))
+
+    return compile_
+
+
+for _dialect in JSON_OBJECTS_SQL:
+    compiles(json_objects, _dialect)(_json_objects_sql(_dialect))
+
+
+def _utc(text: str | None) -> datetime | None:
+    """A timestamp read from JSON, as UTCDateTime reads it from a column (SQLite writes it
+    naive in UTC, PostgreSQL with its offset)."""
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    """A review as the listing reads it (REVIEW_COLUMNS by name, typed as the columns are)."""
+
+    id: int
+    request_id: int
+    producer_id: int
+    producer_name: str
+    status: ReviewStatus
+    review_days: int
+    started_at: datetime
+    due_at: datetime
+    paused_at: datetime | None
+    extension_days: int
+    extension_reason: str
+    conditions: str
+    comment: str
+    decided_at: datetime | None
+    on_silence: bool
+
+    @classmethod
+    def from_json(cls, r: dict[str, Any]) -> ReviewRow:
+        return cls(
+            r["id"],
+            r["request_id"],
+            r["producer_id"],
+            r["producer_name"],
+            ReviewStatus(r["status"]),
+            r["review_days"],
+            _utc(r["started_at"]),  # type: ignore[arg-type]
+            _utc(r["due_at"]),  # type: ignore[arg-type]
+            _utc(r["paused_at"]),
+            r["extension_days"],
+            r["extension_reason"],
+            r["conditions"],
+            r["comment"],
+            _utc(r["decided_at"]),
+            bool(r["on_silence"]),  # SQLite's JSON has no booleans: 0 / 1
+        )
 
 
 # What a request listing shows (RequestOut without its datasets and reviews).
@@ -178,19 +270,38 @@ REVIEW_COLUMNS = (
     Review.on_silence,
 )
 REQUEST_KEYS: tuple[str, ...] = tuple(select(*REQUEST_COLUMNS).selected_columns.keys())
+
+
 # A page row's dataset ids, aggregated in the same statement ("3,1,2": string_agg on
 # PostgreSQL, group_concat on SQLite, as SQLAlchemy compiles aggregate_strings per dialect).
-_DATASET_IDS = (
-    select(func.aggregate_strings(cast(RequestDataset.dataset_id, String), ","))
-    .where(RequestDataset.request_id == AccessRequest.id)
-    .scalar_subquery()
-)
-_REQUEST_REVIEWS = (
-    select(*REVIEW_COLUMNS)
-    .join(Organisation, Organisation.id == Review.producer_id)
-    .where(Review.request_id.in_(bindparam("ids", expanding=True)))
-    .order_by(Review.id)
-)
+def _dataset_ids(request_id: Any) -> Any:
+    return (
+        select(func.aggregate_strings(cast(RequestDataset.dataset_id, String), ","))
+        .where(RequestDataset.request_id == request_id)
+        .scalar_subquery()
+    )
+
+
+# A page row's reviews, aggregated in the same statement as JSON objects (REVIEW_COLUMNS by
+# name; the producer's organisation aliased).
+_PRODUCER = Organisation.__table__.alias("producer")
+_REVIEW = Review.__table__.c
+_REVIEW_FIELDS: list[Any] = [
+    *(getattr(_REVIEW, c.key) for c in REVIEW_COLUMNS if c.key != "producer_name"),
+    _PRODUCER.c.name.label("producer_name"),
+]
+_REVIEW_PAIRS: list[Any] = []  # 'id', reviews.id, 'request_id', reviews.request_id, ...
+for _field in _REVIEW_FIELDS:
+    _REVIEW_PAIRS += [literal_column(f"'{_field.key}'"), _field]
+
+
+def _reviews(request_id: Any) -> Any:
+    return (
+        select(json_objects(*_REVIEW_PAIRS))
+        .select_from(Review.__table__.join(_PRODUCER, _PRODUCER.c.id == _REVIEW.producer_id))
+        .where(_REVIEW.request_id == request_id)
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True)
@@ -213,16 +324,25 @@ def _request_statements(by_org: bool, by_producer: bool, by_status: bool) -> _Re
         where.append(or_(*visible))
     if by_status:
         where.append(AccessRequest.status == bindparam("status"))
-    page = (
-        # The total of matching rows comes with each row (count over the whole result before
-        # OFFSET / LIMIT), so only a page past the end needs the count statement.
-        select(*REQUEST_COLUMNS, _DATASET_IDS.label("dataset_ids"), func.count().over())
+    # The page's rows, each with the total of matching rows (count over the whole result
+    # before OFFSET / LIMIT: only a page past the end needs the count statement) ...
+    rows = (
+        select(*REQUEST_COLUMNS, func.count().over().label("total"))
         .join(Organisation, Organisation.id == AccessRequest.organisation_id)
         .where(*where)
         .order_by(AccessRequest.id.desc())
         .offset(bindparam("offset"))
         .limit(bindparam("limit"))
+        .subquery("page")
     )
+    # ... then their dataset ids and reviews, for those rows only (in the same select as the
+    # window, SQLite would aggregate them for every matching row: 16 times the time on 300).
+    page = select(
+        *(rows.c[key] for key in REQUEST_KEYS),
+        _dataset_ids(rows.c.id).label("dataset_ids"),
+        _reviews(rows.c.id).label("reviews"),
+        rows.c.total,
+    ).order_by(rows.c.id.desc())
     count = select(func.count()).select_from(AccessRequest).where(*where)
     return _RequestStatements(page, count)
 
@@ -269,8 +389,8 @@ class RowReader:
         limit: int,
     ) -> RequestRows:
         """Requests filed by org_id, or naming producer_id (submitted ones), or both (OR),
-        newest first; plain values read by two statements (the page with its dataset ids and
-        the total, then the page's reviews), whatever the page size; a page past the end also
+        newest first; plain values read by one statement (the page with its dataset ids, its
+        reviews as JSON and the total), whatever the page size; a page past the end also
         counts."""
         stmts = _request_statements(org_id is not None, producer_id is not None, status is not None)
         params = {"org_id": org_id, "producer_id": producer_id, "status": status}
@@ -280,16 +400,15 @@ class RowReader:
         total = rows[0][-1] if rows else conn.execute(stmts.count, params).scalar_one()
         keys = REQUEST_KEYS
         requests = []
-        reviews: dict[int, list[Any]] = {}
+        reviews: dict[int, list[ReviewRow]] = {}
         for row in rows:
             item = dict(zip(keys, row, strict=False))
-            linked = row[-2]
+            linked = row[-3]
             item["dataset_ids"] = sorted(int(i) for i in linked.split(",")) if linked else []
             requests.append(item)
-            reviews[row[0]] = []
-        if reviews:
-            for review in conn.execute(_REQUEST_REVIEWS, {"ids": list(reviews)}):
-                reviews[review.request_id].append(review)
+            found = [ReviewRow.from_json(r) for r in row[-2] or ()]
+            found.sort(key=lambda r: r.id)
+            reviews[row[0]] = found
         return RequestRows(total, requests, reviews)
 
 
