@@ -190,6 +190,12 @@ def run() -> list[BenchRow]:
     _say(f"ingest 1M: {first}")
     second = ingest_child(two, WORKERS)
     _say(f"ingest 2M: {second}")
+    # The parse again after the ingests: on a shared machine one pass can meet a load peak
+    # (its CPU time inflates too); the faster pass is the baseline, which can only lower
+    # the ingest's ratios.
+    again_s, again_cpu, _ = bare_parse(one)
+    _say(f"bare orjson parse again: {again_s:.1f} s ({again_cpu:.1f} s CPU)")
+    parse_s, parse_cpu = min(parse_s, again_s), min(parse_cpu, again_cpu)
     n = first["resources"]
     ingest_rate, ingest_cpu_rate = n / first["seconds"], n / first["cpu_seconds"]
     note = f"{n:,} resources, {WORKERS} worker(s), into DuckDB; {_load()}"
@@ -200,7 +206,7 @@ def run() -> list[BenchRow]:
             "FHIR bundles → CDM (DuckDB), wall clock",
             ingest_rate,
             "resources/s",
-            "bare orjson parse of the same files, wall clock",
+            "bare orjson parse of the same files, wall clock (faster of 2 passes)",
             n1 / parse_s,
             "ratio >= 0.5",
             note,
@@ -210,7 +216,7 @@ def run() -> list[BenchRow]:
             "FHIR bundles → CDM (DuckDB), per CPU second",
             ingest_cpu_rate,
             "resources/CPU s",
-            "bare orjson parse of the same files, per CPU second",
+            "bare orjson parse of the same files, per CPU second (faster of 2 passes)",
             n1 / parse_cpu,
             "ratio >= 0.5",
             note,
