@@ -15,6 +15,7 @@ has been idle in the pool for a while, not at every checkout (see `_ping_when_id
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,22 +136,50 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _share_slots(engine: Engine) -> int:
+    """How many requests may hold a shared read connection at once: the pool's size, below
+    what it may open with its overflow (none without a sized pool)."""
+    size = getattr(engine.pool, "size", None)
+    if not callable(size):
+        return 0
+    overflow = getattr(engine.pool, "_max_overflow", 0)
+    return int(size()) if overflow > 0 else max(int(size()) - 1, 0)
+
+
 class SharedReads:
-    """The reads of one request: one pooled connection, taken at the first read."""
+    """The reads of one request: one pooled connection, taken at the first read and held
+    until the request ends, or until the request opens a session (`read` or `write`: then it
+    holds one connection at a time, never one while waiting for another).
+
+    A request holds its connection between the thread-pool calls of its dependencies and its
+    endpoint, so at most `Database.share_slots` requests (fewer than the pool's connections)
+    hold one at a time; the others read on a connection of their own per block, as without
+    sharing. Requests waiting for a connection in the thread pool then never wait on requests
+    that wait for a thread while holding every connection."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: Connection | None = None
+        self._slot = False
 
-    def connection(self) -> Connection:
+    def connection(self) -> Connection | None:
+        """The shared connection, or None when every slot is taken (read on your own)."""
         if self._conn is None:
+            if not self._slot and not self.db.share_slots.acquire(blocking=False):
+                return None
+            self._slot = True
             self._conn = self.db.read_connection()
         return self._conn
 
-    def close(self) -> None:
+    def release(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            if self._slot:
+                self._slot = False
+                self.db.share_slots.release()
 
 
 # The current request's shared reads (set by `Database.shared_reads`; worker threads running
@@ -169,6 +198,7 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(write=True), expire_on_commit=False
         )
+        self.share_slots = threading.BoundedSemaphore(_share_slots(self.engine))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
@@ -178,8 +208,15 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def _release_shared(self) -> None:
+        """Before a session takes its connection: the request's shared one goes back."""
+        shared = _SHARED_READS.get()
+        if shared is not None and shared.db is self:
+            shared.release()
+
     @contextmanager
     def read(self) -> Iterator[Session]:
+        self._release_shared()
         with self._read() as session:
             yield session
 
@@ -194,11 +231,11 @@ class Database:
         transaction, each statement reads what is committed when it starts). Inside
         `shared_reads()` the connection is the shared one."""
         shared = _SHARED_READS.get()
-        if shared is None or shared.db is not self:
-            with self.read_connection() as conn:
-                yield conn
+        conn = shared.connection() if shared is not None and shared.db is self else None
+        if conn is None:
+            with self.read_connection() as own:
+                yield own
             return
-        conn = shared.connection()
         with conn.begin() as transaction:
             yield conn
             transaction.rollback()  # a read: nothing to commit
@@ -213,11 +250,12 @@ class Database:
             yield
         finally:
             _SHARED_READS.reset(token)
-            shared.close()
+            shared.release()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits when the block ends without error, else rolls back."""
+        self._release_shared()
         with self._write() as session, session.begin():
             yield session
 

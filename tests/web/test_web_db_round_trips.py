@@ -231,3 +231,73 @@ def test_postgres_connection_dropped_while_idle_is_replaced(
     monkeypatch.setattr(dbmod, "IDLE_PING_SECONDS", 0.0)
     for _ in range(3):
         assert client.get(LISTING, headers=headers).status_code == 200
+
+
+def test_shared_reads_take_a_slot_or_read_on_their_own(web_ctx):
+    db = web_ctx.db
+    slots = db.share_slots._value
+    for _ in range(slots):  # every slot taken by other requests
+        db.share_slots.acquire()
+    try:
+        with db.shared_reads():
+            with db.rows() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            assert db.engine.pool.checkedout() == 0  # nothing held between reads
+    finally:
+        for _ in range(slots):
+            db.share_slots.release()
+
+
+def test_a_session_gives_the_shared_connection_back_first(web_ctx):
+    db = web_ctx.db
+    with db.shared_reads():
+        with db.rows() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert db.engine.pool.checkedout() == 1
+        with db.write() as session:
+            session.connection()
+            assert db.engine.pool.checkedout() == 1  # the write's, not two
+        with db.rows() as conn:  # taken again
+            conn.exec_driver_sql("SELECT 1")
+        assert db.engine.pool.checkedout() == 1
+    assert db.engine.pool.checkedout() == 0
+    assert db.share_slots._value == dbmod._share_slots(db.engine)
+
+
+def test_many_requests_on_a_small_pool_and_few_threads_do_not_wait_on_each_other(
+    settings, clock, monkeypatch
+):
+    """More concurrent requests than pooled connections plus worker threads: requests that
+    hold a shared connection between their thread-pool calls never hold them all, so those
+    waiting for a connection in a worker thread get one (no wait until the pool's timeout)."""
+    import asyncio
+    import dataclasses
+    import time
+
+    import anyio
+    import httpx
+
+    from passerelle.web import create_app
+    from tests.fixtures.appdb import RecordingMailer
+
+    for name, rules in dbmod.DIALECTS.items():
+        small = {**rules.engine_options, "pool_size": 2, "max_overflow": 1, "pool_timeout": 5}
+        monkeypatch.setitem(dbmod.DIALECTS, name, dataclasses.replace(rules, engine_options=small))
+    app = create_app(settings, clock=clock, mailer=RecordingMailer())
+    ctx = app.state.services.ctx
+    try:
+        s = seed(ctx)
+        headers = {"Authorization": f"Bearer {token_for(ctx, s.users[('bio', Role.APPLICANT)])}"}
+
+        async def run() -> list[int]:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                calls = [client.get(LISTING, headers=headers) for _ in range(24)]
+                return [r.status_code for r in await asyncio.gather(*calls)]
+
+        started = time.monotonic()
+        assert asyncio.run(run()) == [200] * 24
+        assert time.monotonic() - started < 5
+    finally:
+        ctx.db.dispose()
