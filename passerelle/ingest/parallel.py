@@ -14,6 +14,7 @@ in flight.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import shutil
@@ -54,6 +55,9 @@ def _init(parent_state: dict[str, Any]) -> None:
     w.ctx.added = []
     _SPOOL = parent_state["spool"]
     _WORKER = w
+    # What the worker inherited (modules, vocabulary, known ids) is never garbage: kept out
+    # of the collector's passes (callgrind, one copy in one process: -1.8 % instructions).
+    gc.freeze()
 
 
 def _write_ipc(path: str, table: pa.Table) -> None:
