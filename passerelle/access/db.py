@@ -161,6 +161,7 @@ class SharedReads:
         self.db = db
         self._conn: Connection | None = None
         self._slot = False
+        self.in_use = 0  # `rows()` blocks open on the connection
 
     def connection(self) -> Connection | None:
         """The shared connection, or None when every slot is taken (read on your own)."""
@@ -172,6 +173,8 @@ class SharedReads:
         return self._conn
 
     def release(self) -> None:
+        if self.in_use:  # a session opened inside a `rows()` block: keep it until the block ends
+            return
         conn, self._conn = self._conn, None
         try:
             if conn is not None:
@@ -236,9 +239,13 @@ class Database:
             with self.read_connection() as own:
                 yield own
             return
-        with conn.begin() as transaction:
-            yield conn
-            transaction.rollback()  # a read: nothing to commit
+        shared.in_use += 1  # type: ignore[union-attr]
+        try:
+            with conn.begin() as transaction:
+                yield conn
+                transaction.rollback()  # a read: nothing to commit
+        finally:
+            shared.in_use -= 1  # type: ignore[union-attr]
 
     @contextmanager
     def shared_reads(self) -> Iterator[None]:

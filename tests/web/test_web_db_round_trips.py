@@ -301,3 +301,13 @@ def test_many_requests_on_a_small_pool_and_few_threads_do_not_wait_on_each_other
         assert time.monotonic() - started < 5
     finally:
         ctx.db.dispose()
+
+
+def test_a_session_inside_a_shared_read_block_leaves_that_block_its_connection(web_ctx):
+    db = web_ctx.db
+    with db.shared_reads(), db.rows() as conn:
+        with db.read() as session:
+            session.connection()
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+    assert db.engine.pool.checkedout() == 0
+    assert db.share_slots._value == dbmod._share_slots(db.engine)
