@@ -2,14 +2,14 @@
 inside the bundle or to what the store already holds), rows written by the parent.
 
 The bundle files are cut into groups of consecutive files (about `batch_size / workers`
-resources each, estimated from the file sizes). A worker parses and maps one group, keeps the
-last version of each row of the group (as one process does inside a batch), converts its rows
-to Arrow once per table and writes them as Arrow IPC files in a temporary directory (shared
-memory when the system has one); it returns only the file names and its counters. The parent
-memory-maps those files (no copy, no pickling of rows), takes the groups in file order into
-batches of `batch_size` resources, keeps the last version of a row whose key repeats inside a
-batch, and commits each batch atomically. Memory stays flat: at most `2 * workers` groups are
-in flight.
+resources each, at most GROUP_MAX_RESOURCES, estimated from the file sizes). A worker parses
+and maps one group, keeps the last version of each row of the group (as one process does
+inside a batch), converts its rows to Arrow once per table and writes them as Arrow IPC
+files in a temporary directory (shared memory when the system has one); it returns only the
+file names and its counters. The parent memory-maps those files (no copy, no pickling of
+rows), takes the groups in file order into batches of `batch_size` resources, keeps the last
+version of a row whose key repeats inside a batch, and commits each batch atomically. Memory
+stays flat: at most `2 * workers` groups are in flight.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ _SPOOL = ""  # the directory of the IPC files (worker processes)
 # resource uncompressed; gzip files are counted at GZIP_RATIO times their size).
 BYTES_PER_RESOURCE = 3_000
 GZIP_RATIO = 8
+# At most this many resources per group whatever the batch size, so the IPC files in flight
+# (about 150 bytes per resource, 2 * workers groups) stay small in a small /dev/shm.
+GROUP_MAX_RESOURCES = 25_000
 
 
 def _init(parent_state: dict[str, Any]) -> None:
@@ -146,8 +149,10 @@ def _size(f: SourceFile) -> int:
 
 
 def groups(bundles: list[SourceFile], batch_size: int, workers: int) -> list[list[SourceFile]]:
-    """Consecutive files, about batch_size / workers resources per group (by file size)."""
-    target = max(1, batch_size // max(1, workers)) * BYTES_PER_RESOURCE
+    """Consecutive files, about batch_size / workers resources per group (by file size),
+    at most GROUP_MAX_RESOURCES."""
+    per_group = max(1, min(batch_size // max(1, workers), GROUP_MAX_RESOURCES))
+    target = per_group * BYTES_PER_RESOURCE
     out: list[list[SourceFile]] = []
     current: list[SourceFile] = []
     size = 0
