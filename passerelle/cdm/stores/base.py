@@ -81,7 +81,8 @@ class Store(ABC):
     engine: ClassVar[str]
     # Logical type (tables.py) -> this engine's column type.
     type_names: ClassVar[dict[str, str]]
-    # Whether init creates primary keys and secondary indexes on this engine.
+    # Whether init creates indexes (an index per primary key and the OHDSI list) on this engine;
+    # primary keys become constraints with enforce_keys on every engine that has them.
     supports_indexes: ClassVar[bool] = True
 
     def __init__(self, url: StoreURL, settings: Settings | None = None) -> None:

@@ -19,7 +19,7 @@ from passerelle.errors import StoreUnavailable
 class DuckDBStore(Store):
     engine = "duckdb"
     type_names = dict(duckcsv.DUCKDB_TYPES)
-    supports_indexes = True
+    supports_indexes = False  # zone maps only; see create_table
 
     _con: duckdb.DuckDBPyConnection | None = None
 
@@ -69,18 +69,10 @@ class DuckDBStore(Store):
         if table.primary_key and enforce_keys:
             cols.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
         self.con.execute(f"CREATE TABLE main.{table.name} ({', '.join(cols)})")
-        if table.primary_key and not enforce_keys:
-            self.con.execute(
-                f"CREATE INDEX xpk_{table.name} ON main.{table.name} ({', '.join(table.primary_key)})"
-            )
-        # DuckDB's zone maps serve range scans; its ART indexes mainly help point look-ups, so
-        # the OHDSI index list is created as declared (person_id look-ups are common).
-        for idx in table.indexes:
-            if idx.column in table.primary_key:
-                continue
-            self.con.execute(
-                f"CREATE INDEX {idx.name} ON main.{table.name} ({duckcsv.sql_ident(idx.column)})"
-            )
+        # No secondary ART indexes: DuckDB keeps them in memory, cannot evict them while they
+        # are written, and maintains them on every insert (a quarter of the FHIR ingest's CPU,
+        # and its memory grew with the store); its planner uses them only for point look-ups,
+        # while the CDM's workload is scans and hash joins that zone maps already serve.
 
     def init(self, tables: Sequence[Table] | None = None, enforce_keys: bool = False) -> list[str]:
         from passerelle.cdm.schema import TABLES
