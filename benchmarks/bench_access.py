@@ -219,6 +219,19 @@ async def _asgi_cpu(app: object, paths: list[str], headers: dict[str, str], call
         return (time.process_time() - started) / calls * 1000
 
 
+def served_app() -> object:
+    """The app as `passerelle serve` runs it: built, then the collector's generations frozen
+    (passerelle/federation/server.py), so each request's allocations do not re-scan it."""
+    import gc
+
+    from passerelle.web.app import create_app
+
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def floor_app() -> object:
     from fastapi import FastAPI
 
@@ -329,7 +342,7 @@ def _bench(backend: str, url: str, data_dir: Path, db_cpu: DbCpu) -> list[BenchR
         server.terminate()
         server.wait(timeout=30)
     port = _free_port()
-    server = _serve("passerelle.web.app:create_app", url, data_dir, port, "/api/v1/audit/head")
+    server = _serve("benchmarks.bench_access:served_app", url, data_dir, port, "/api/v1/audit/head")
     try:
         for name, paths, headers in scenarios:
             result, server_cpu, db_used, note = _loaded(port, server.pid, paths, headers, db_cpu)
