@@ -14,6 +14,7 @@ stays flat: at most `2 * workers` groups are in flight.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing as mp
 import os
@@ -31,6 +32,7 @@ from passerelle.ingest.sources import SourceFile
 
 _WORKER: Any = None
 _SPOOL = ""  # the directory of the IPC files (worker processes)
+_SPOOL_FALLBACK = ""  # on disk, when the spool (in /dev/shm) refuses a file
 
 # Source bytes per resource, to size the groups (the SMART bundles: about 3,600 bytes per
 # resource uncompressed; gzip files are counted at GZIP_RATIO times their size).
@@ -45,7 +47,7 @@ def _init(parent_state: dict[str, Any]) -> None:
     from passerelle.ingest.context import Context
     from passerelle.ingest.pipeline import FhirIngest, IngestReport, QuarantineFile
 
-    global _WORKER, _SPOOL
+    global _WORKER, _SPOOL, _SPOOL_FALLBACK
     w = FhirIngest.__new__(FhirIngest)
     w.store = None
     w.batch_size = 1 << 62  # the parent decides when to commit
@@ -57,6 +59,7 @@ def _init(parent_state: dict[str, Any]) -> None:
     w.ctx.known = set(parent_state["known"])
     w.ctx.added = []
     _SPOOL = parent_state["spool"]
+    _SPOOL_FALLBACK = parent_state["spool_fallback"]
     _WORKER = w
     # What the worker inherited (modules, vocabulary, known ids) is never garbage: kept out
     # of the collector's passes (callgrind, one copy in one process: -1.8 % instructions).
@@ -66,6 +69,21 @@ def _init(parent_state: dict[str, Any]) -> None:
 def _write_ipc(path: str, table: pa.Table) -> None:
     with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
+
+
+def _spool_table(name: str, data: pa.Table) -> str:
+    """Write `data` into the spool; if that fails (a full or tiny /dev/shm: Docker's default is
+    64 MB), into a folder of its own in the temporary directory, which the parent removes."""
+    path = os.path.join(_SPOOL, name)
+    try:
+        _write_ipc(path, data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        fallback = os.path.join(_SPOOL_FALLBACK, name)
+        _write_ipc(fallback, data)
+        return fallback
+    return path
 
 
 def _group(task: tuple[int, list[SourceFile]]) -> dict[str, Any]:
@@ -86,9 +104,7 @@ def _group(task: tuple[int, list[SourceFile]]) -> dict[str, Any]:
         ctx.local = {}  # also forgets the references resolved in this file
     tables = {}
     for t, data in ctx.batch.to_arrow().items():
-        path = os.path.join(_SPOOL, f"{index}-{t}.arrow")
-        _write_ipc(path, data)
-        tables[t] = path
+        tables[t] = _spool_table(f"{index}-{t}.arrow", data)
     rep = w.report
     out = {
         "tables": tables,
@@ -178,19 +194,22 @@ def ingest_bundles(run, bundles: list[SourceFile]) -> None:
     """Map `bundles` in `run.workers` processes; write through `run` (a FhirIngest)."""
     run._flush()
     spool = _spool_dir()
+    fallback = tempfile.mkdtemp(prefix="passerelle-ingest-")
     try:
-        _ingest(run, bundles, spool)
+        _ingest(run, bundles, spool, fallback)
     finally:
         shutil.rmtree(spool, ignore_errors=True)
+        shutil.rmtree(fallback, ignore_errors=True)
 
 
-def _ingest(run, bundles: list[SourceFile], spool: str) -> None:
+def _ingest(run, bundles: list[SourceFile], spool: str, fallback: str) -> None:
     state = {
         "site": run.site,
         "vocab": run.ctx.vocab,
         "pseudo": run.pseudo,
         "known": run.ctx.known,
         "spool": spool,
+        "spool_fallback": fallback,
     }
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     pending: dict[str, list[pa.Table]] = {}

@@ -123,6 +123,21 @@ def test_worker_processes_give_the_same_rows(tmp_path, settings):
     assert sums[0] == sums[1]
 
 
+def test_workers_fall_back_to_disk_when_the_ram_spool_refuses(tmp_path, settings, monkeypatch):
+    """A full or missing /dev/shm (Docker gives 64 MB) must not fail the load: the workers'
+    IPC files go to a folder on disk instead, and the rows are the same."""
+    from passerelle.ingest import parallel
+
+    files = sorted(shared("synthea-fhir-r4-smart", "bundles").glob("*.json.gz"))[:4]
+    one = f"duckdb:///{tmp_path / 'one.duckdb'}"
+    ingest_fhir(files, one, "w", tmp_path / "q1", settings=settings)
+    monkeypatch.setattr(parallel, "_spool_dir", lambda: str(tmp_path / "no-such-spool"))
+    two = f"duckdb:///{tmp_path / 'two.duckdb'}"
+    report = ingest_fhir(files, two, "w", tmp_path / "q2", settings=settings, workers=2)
+    assert report.quarantine_total == 0
+    assert _counts(two, settings) == _counts(one, settings)
+
+
 def test_a_corrected_resource_replaces_its_rows(duckdb_store_url, settings, tmp_path):
     import gzip
 
