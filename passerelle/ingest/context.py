@@ -149,10 +149,7 @@ class Context:
         ref = res.get(field)
         if ref is None:
             raise Quarantine(f"missing {field}")
-        # target(), with its remembered hit inline
-        r = ref.get("reference") if type(ref) is dict else None
-        hit = self._targets.get(r) if type(r) is str else None
-        rtype, _, pid = self.target(ref, field) if hit is None else hit
+        rtype, _, pid = self.target(ref, field)
         if rtype != "Patient":
             raise Quarantine(f"{field} is not a Patient")
         if pid not in self.known:
@@ -165,9 +162,7 @@ class Context:
         another type); Quarantine when it names something that does not exist."""
         if ref is None:
             return None
-        r = ref.get("reference") if type(ref) is dict else None
-        hit = self._targets.get(r) if type(r) is str else None
-        t, _, sid = self.target(ref, where) if hit is None else hit
+        t, _, sid = self.target(ref, where)
         return sid if t == rtype else None
 
     def code_of(self, ref: Any, where: str, rtype: str) -> Any:

@@ -275,7 +275,7 @@ class FhirIngest:
         bundle order; one look at each entry sorts it into the two passes."""
         local: dict[str, tuple[str, str]] = {}
         first: list[tuple[int, dict[str, Any]]] = []
-        second: list[tuple[int, dict[str, Any] | None, Any]] = []
+        second: list[tuple[int, dict[str, Any] | None]] = []
         i = -1
         for e in doc.get("entry") or ():
             if not isinstance(e, dict):
@@ -284,7 +284,7 @@ class FhirIngest:
             res = e.get("resource")
             if not isinstance(res, dict):
                 if "request" not in e:
-                    second.append((i, None, None))  # rejected in its place in the second pass
+                    second.append((i, None))  # rejected in its place in the second pass
                 continue
             rtype = res.get("resourceType")
             rid = res.get("id")
@@ -300,68 +300,19 @@ class FhirIngest:
             if isinstance(rtype, str) and rtype in DIRECTORY_TYPES:
                 first.append((i, res))
                 if rtype == "Device":
-                    second.append((i, res, None))  # through _one
+                    second.append((i, res))
             else:
-                second.append((i, res, rtype))
+                second.append((i, res))
         ctx = self.ctx
         ctx.local = local
         one = self._one
         for i, res in first:
             one(name, line, i, res, True)
-        if self.progress is not None:  # _one ticks the progress
-            for i, maybe, _ in second:
-                if maybe is None:
-                    self._reject(name, line, None, "bundle entry without resource", i)
-                else:
-                    one(name, line, i, maybe, False)
-            ctx.local = {}
-            return
-        # The second pass: _one inline for the resources of a known type that is not a
-        # directory type (every counter, reject and flush as _one does them).
-        rep = self.report
-        read, loaded, skipped = rep.read, rep.loaded, rep.skipped
-        mappers = EVENT_MAPPERS
-        batch = ctx.batch
-        for i, res, rtype in second:
-            if res is None:
+        for i, maybe in second:
+            if maybe is None:
                 self._reject(name, line, None, "bundle entry without resource", i)
-                continue
-            mapper = mappers.get(rtype) if type(rtype) is str else None
-            if mapper is None:
-                if type(rtype) is str and rtype in R4_TYPES:
-                    read[rtype] += 1
-                    skipped[rtype] += 1
-                else:  # unknown type, or a Device
-                    one(name, line, i, res, False)
-                continue
-            read[rtype] += 1
-            rid = res.get("id")
-            if not isinstance(rid, str) or not rid:
-                self._reject(name, line, rtype, "missing id", i, rtype)
-                continue
-            if res.get("status") in SKIPPED_STATUSES:
-                skipped[rtype] += 1
-                continue
-            contained = res.get("contained")
-            if contained:
-                ctx.contained = {c.get("id"): c for c in contained if isinstance(c, dict)}
-            elif ctx.contained:
-                ctx.contained = {}
-            try:
-                mapper(res, ctx)
-            except Skip:
-                skipped[rtype] += 1
-                continue
-            except Quarantine as exc:
-                self._reject(name, line, rtype, str(exc), i, rtype)
-                continue
-            except (KeyError, TypeError, ValueError, AttributeError):
-                self._reject(name, line, rtype, "malformed resource", i, rtype)
-                continue
-            loaded[rtype] += 1
-            batch.resources += 1
-            if batch.resources >= self.batch_size:
-                self._flush()
+            else:
+                one(name, line, i, maybe, False)
         ctx.local = {}
 
     def _one(
