@@ -31,7 +31,7 @@ Lists are paginated with `offset` and `limit` (at most 100).
 """
 
 
-class SharedReads:
+class SharedReadsMiddleware:
     """ASGI middleware: the reads of one HTTP request (the caller's credentials, then what the
     endpoint reads) share one pooled connection (`Database.shared_reads`), returned when the
     response is sent. Writes keep their own transaction."""
@@ -73,7 +73,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = Services.build(ctx)
-    app.add_middleware(SharedReads, db=db)
+    app.add_middleware(SharedReadsMiddleware, db=db)
     errors.install(app)
     for module in (accounts, oidc, catalog, requests, audit, nodes):
         app.include_router(module.router, prefix=API_PREFIX)
